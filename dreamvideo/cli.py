@@ -200,6 +200,92 @@ def image(
                    f"{time.perf_counter() - start:.1f} s)")
 
 
+# --- video ---------------------------------------------------------------------------------------
+
+FlowOpt = Annotated[Optional[Flow], typer.Option(help="Optical flow for coherence.")]
+WarpOpt = Annotated[Optional[Warp], typer.Option(help="Carry the dream 'detail' (dream minus raw) or the whole 'frame'.")]
+BlendOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Raw frame mixed into the warped dream: 0 = all dream, 1 = all raw.")]
+WarmStepsOpt = Annotated[Optional[int], typer.Option("--warm-steps", min=0, help="Steps per octave for frames seeded from the previous dream.")]
+StartOpt = Annotated[Optional[float], typer.Option(min=0.0, help="Start this many seconds into the source.")]
+DurationOpt = Annotated[Optional[float], typer.Option(min=0.001, help="Seconds of source to render.")]
+MaxFramesOpt = Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames.")]
+CrfOpt = Annotated[Optional[int], typer.Option(min=0, max=51, help="Quality: H.264/VP9 CRF (lower = better, bigger).")]
+ScheduleOpt = Annotated[Optional[list[str]], typer.Option("--schedule", help='Keyframes in seconds, e.g. "step_size=0:0.01,10:0.03" (repeatable).')]
+ReactOpt = Annotated[Optional[list[str]], typer.Option("--react", help='Audio reaction, e.g. "step_size=loudness:0.01..0.04" (repeatable).')]
+ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="Continue an interrupted render from its finished frames.")]
+
+
+@app.command()
+def video(
+    input: Annotated[Path, typer.Argument(help="Input video (anything ffmpeg/OpenCV reads).")],
+    output: OutputOpt,
+    preset: PresetOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    layers: LayersOpt = None,
+    octaves: OctavesOpt = None,
+    octave_scale: OctScaleOpt = None,
+    steps: StepsOpt = None,
+    step_size: StepSizeOpt = None,
+    jitter: JitterOpt = None,
+    tile_size: TileOpt = None,
+    loss: LossOpt = None,
+    max_side: MaxSideOpt = None,
+    seed: SeedOpt = None,
+    flow: FlowOpt = None,
+    warp: WarpOpt = None,
+    blend: BlendOpt = None,
+    warm_steps: WarmStepsOpt = None,
+    independent: Annotated[bool, typer.Option("--independent", help="Dream every frame from scratch (boils; for comparison).")] = False,
+    start: StartOpt = None,
+    duration: DurationOpt = None,
+    max_frames: MaxFramesOpt = None,
+    crf: CrfOpt = None,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop the source's sound.")] = False,
+    schedule: ScheduleOpt = None,
+    react: ReactOpt = None,
+    report: Annotated[bool, typer.Option("--report", help="Print flicker, dream strength and drift.")] = False,
+    resume: ResumeOpt = True,
+    set_: SetOpt = None,
+) -> None:
+    """Dream a video, coherent in time, at the source's exact frame rate, with its audio."""
+    with _user_errors():
+        from .render import render_video
+
+        overrides = _dream_overrides(model=model, weights=weights, layers=layers, octaves=octaves,
+                                     octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter,
+                                     tile_size=tile_size, loss=loss, max_side=max_side, seed=seed, flow=flow,
+                                     warp=warp, blend=blend, warm_steps=warm_steps, start=start, duration=duration,
+                                     max_frames=max_frames, crf=crf)
+        if independent:
+            overrides["coherent"] = False
+        if no_audio:
+            overrides["audio"] = False
+        if schedule:
+            overrides["schedule"] = schedule
+        if react:
+            overrides["react"] = react
+        overrides.update(_parse_set(set_))
+        settings = _settings(preset, overrides)
+        progress = _Progress()
+        try:
+            result = render_video(input, output, settings, command=_command_line(), on_progress=progress,
+                                  on_note=_note, resume=resume)
+        finally:
+            progress.close()
+        typer.echo(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
+                   f"{result.seconds:.1f} s)")
+        if report:
+            _print_metrics(result.metrics)
+
+
+def _print_metrics(metrics: dict[str, float]) -> None:
+    labels = {"flicker": "flicker (output / input, along the motion)", "strength": "dream strength (mean |out-in|, 0-255)",
+              "drift_per_100_frames": "brightness drift per 100 frames (0-255)"}
+    for key, value in metrics.items():
+        typer.echo(f"  {labels.get(key, key)}: {value}")
+
+
 # --- presets -------------------------------------------------------------------------------------
 
 

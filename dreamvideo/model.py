@@ -233,7 +233,7 @@ def _register_effnet() -> None:
             description="EfficientNet-Lite0 (ImageNet): bundled, works offline with no download",
             layers=layers,
             default_layers=defaults,
-            min_side=32,
+            min_side=64,  # below this block4 sees less than a 4x4 map
             build=_effnet,
             to_input=_effnet_input,
             bundled=_effnet_bundled,

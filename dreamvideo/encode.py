@@ -1,0 +1,469 @@
+"""Writing frames: videos (H.264, VP9), GIFs, PNG folders and single images, all atomically.
+
+Every output is first written under a hidden temporary name in the output's own folder
+(``.NAME.partial.mp4``) and renamed at the end, so the final name only ever holds a complete file:
+an exception, Ctrl-C or an ffmpeg failure leaves the final path untouched and no temp files behind.
+
+Output kind by the path:
+  .mp4 .mov .mkv   H.264 (libx264), yuv420p, BT.709, -crf/-preset; +faststart for .mp4/.mov; AAC audio
+  .webm            VP9 (libvpx-vp9, -crf N -b:v 0); Opus audio
+  .gif             palette GIF (palettegen + paletteuse over a lossless FFV1 intermediate), loops forever
+  folder           PNG sequence frame_000001.png ...: a path ending in '/', an existing folder, or a
+                   path without an extension
+Frames are HxWx3 uint8 RGB. Odd sizes are padded by one replicated edge pixel for yuv420p video
+(never resized). The frame rate is the exact Fraction given (``-r 24000/1001``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Collection, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, MediaError, OutputError
+from .probe import audio_cut_args, ffmpeg_exe, ffmpeg_path_arg
+
+H264_SUFFIXES = (".mp4", ".mov", ".mkv")
+VIDEO_SUFFIXES = (*H264_SUFFIXES, ".webm", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# Output kinds, as returned by output_kind().
+KINDS = ("h264", "vp9", "gif", "frames", "image")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+# libvpx-vp9 has no presets: the nearest -cpu-used (0 = slowest/best .. 5 = fastest with -deadline good).
+_VP9_CPU_USED = {
+    "ultrafast": 5, "superfast": 5, "veryfast": 5, "faster": 4, "fast": 3,
+    "medium": 2, "slow": 1, "slower": 0, "veryslow": 0,
+}  # fmt: skip
+_SUFFIX_KIND = {
+    **{s: "h264" for s in H264_SUFFIXES}, ".webm": "vp9", ".gif": "gif", **{s: "image" for s in IMAGE_SUFFIXES}
+}  # fmt: skip
+_FRAME_NAME_RE = re.compile(r"^frame_\d{6,}\.png$")
+# BT.709 conversion and tags: what players assume for HD; both OpenCV and ffmpeg read it back right.
+_BT709 = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"]
+_STDERR_TAIL = 4000  # bytes of ffmpeg's stderr kept for an error message
+
+
+def _is_folder_path(path: str | Path) -> bool:
+    s = os.fspath(path)
+    return s.endswith(("/", os.sep)) or Path(s).is_dir() or Path(s).suffix == ""
+
+
+def output_kind(path: str | Path) -> str:
+    """'h264', 'vp9', 'gif', 'frames' (PNG folder) or 'image' for an output path; OutputError if unknown.
+
+    A folder is a path ending in '/', an existing directory, or a path without an extension
+    (pathlib drops a trailing '/', so ``Path("out/")`` must still mean a folder).
+    """
+    if _is_folder_path(path):
+        return "frames"
+    suffix = Path(path).suffix.lower()
+    if suffix in H264_SUFFIXES:
+        return "h264"
+    if suffix == ".webm":
+        return "vp9"
+    if suffix == ".gif":
+        return "gif"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    raise OutputError(
+        f"output {os.fspath(path)!r} has an unknown extension {suffix!r}: use one of "
+        f"{', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)}, or a folder name ending in / for PNG frames"
+    )
+
+
+def _only_old_frames(folder: Path) -> bool:
+    """True if ``folder`` is empty or holds only a previous run's frame_NNNNNN.png files."""
+    return all(_FRAME_NAME_RE.match(entry.name) and entry.is_file() for entry in folder.iterdir())
+
+
+def check_output_path(
+    out: str | Path, inputs: Sequence[str | Path], *, allowed: Collection[str] | None = None
+) -> None:
+    """Raise OutputError unless ``out`` can be written: its folder exists and is writable, it is
+    none of ``inputs`` (compared after resolving links), and its extension is known.
+
+    allowed: output kinds accepted here (see ``KINDS``, e.g. ``{"image"}`` for a still); None = all.
+    An existing folder is accepted as a PNG-sequence target only if it is empty or holds only
+    frame_NNNNNN.png files (a previous run's, which are replaced whole).
+    """
+    kind = output_kind(out)
+    if allowed is not None and kind not in allowed:
+        exts = [e for e, k in _SUFFIX_KIND.items() if k in allowed]
+        exts += ["a folder/"] if "frames" in allowed else []
+        raise OutputError(f"output {os.fspath(out)!r} is a {kind} output, not allowed here: use {', '.join(exts)}")
+    p = Path(out)
+    parent = p.resolve().parent
+    if not parent.is_dir():
+        raise OutputError(f"output folder {str(parent)!r} does not exist: create it first or choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {str(parent)!r} is not writable: choose a folder you can write to")
+    for inp in inputs:
+        ip = Path(inp)
+        same = p.resolve() == ip.resolve()
+        if not same and p.exists() and ip.exists():
+            same = os.path.samefile(p, ip)  # hard links
+        if same:
+            raise OutputError(f"output {str(p)!r} is the input file: choose another output name")
+    if kind == "frames":
+        if p.exists() and not p.is_dir():
+            raise OutputError(f"output {str(p)!r} is a file, not a folder: choose a folder name for PNG frames")
+        if p.is_dir() and not _only_old_frames(p):
+            raise OutputError(f"output folder {str(p)!r} holds other files: choose a new or empty folder for PNG frames")
+
+
+def _temp_sibling(final: Path, tag: str) -> Path:
+    """A hidden name next to ``final`` (same folder, so os.replace is atomic), same extension."""
+    return final.parent / f".{final.name}.{tag}{final.suffix}"
+
+
+def _stderr_last_line(err: IO[bytes]) -> str:
+    err.seek(0, os.SEEK_END)
+    size = err.tell()
+    err.seek(max(0, size - _STDERR_TAIL))
+    lines = [ln.strip() for ln in err.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else "no message from ffmpeg"
+
+
+def _run_ffmpeg(args: list[str], what: str) -> None:
+    """Run ffmpeg to completion; MediaError with the last line of its stderr on failure."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.run(
+            [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise MediaError(f"ffmpeg failed while {what}: {_stderr_last_line(err)}")
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _as_fps(fps: Fraction | int | str | float) -> Fraction:
+    if isinstance(fps, float):
+        # A float cannot hold 24000/1001; recover the rational it came from.
+        value = Fraction(fps).limit_denominator(100_000)
+    else:
+        value = Fraction(fps)
+    if value <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    return value
+
+
+class FrameWriter:
+    """Write HxWx3 uint8 RGB frames to a video, GIF or PNG folder; use as a context manager.
+
+    Leaving the ``with`` block normally finishes the file (muxes audio, renames temp -> final);
+    leaving it with an exception aborts: temp files are deleted and the final path is untouched.
+    Without ``with``, call ``close()`` (or ``abort()``) yourself.
+    """
+
+    frames_written: int
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: Fraction | int | str | float,
+        size: tuple[int, int],
+        *,
+        crf: int = 18,
+        encoder_preset: str = "medium",
+        audio_from: str | Path | None = None,
+        audio_start: float = 0.0,
+        audio_duration: float | None = None,
+    ) -> None:
+        """path: output (see module doc); fps: exact frames per second; size: (width, height) of
+        the frames in pixels; crf: quality (lower = better); encoder_preset: x264 speed preset;
+        audio_from: a file whose sound is muxed in (none of its audio = a silent output), starting
+        at audio_start seconds, at most audio_duration seconds, cut to the video's length.
+        Audio is ignored for GIF and PNG outputs, which cannot hold it."""
+        check_output_path(path, [audio_from] if audio_from is not None else [])
+        self.kind = output_kind(path)
+        if self.kind == "image":
+            raise OutputError(
+                f"output {os.fspath(path)!r} is a still image: use .mp4, .mov, .mkv, .webm, .gif or a folder/"
+            )
+        if encoder_preset not in X264_PRESETS:
+            raise ConfigError(f"encoder_preset {encoder_preset!r} is unknown: use one of {', '.join(X264_PRESETS)}")
+        if not 0 <= int(crf) <= 63:
+            raise ConfigError(f"crf must be within 0..51 (0..63 for .webm), got {crf}")
+        w, h = (int(size[0]), int(size[1]))
+        if w < 1 or h < 1:
+            raise ValueError(f"size must be positive (width, height), got {size}")
+        self.path = Path(path)
+        self.fps = _as_fps(fps)
+        self.size = (w, h)
+        self.crf = int(crf)
+        self.encoder_preset = encoder_preset
+        self.audio_from = Path(audio_from) if audio_from is not None else None
+        self.audio_start = float(audio_start)
+        self.audio_duration = audio_duration
+        self.frames_written = 0
+        # yuv420p halves chroma resolution: H.264/VP9 need even sizes; pad by one edge pixel.
+        if self.kind in ("h264", "vp9"):
+            self._enc_size = (w + w % 2, h + h % 2)
+        else:
+            self._enc_size = (w, h)
+        self._proc: subprocess.Popen | None = None
+        self._err: IO[bytes] | None = None
+        self._temps: list[Path] = []
+        self._closed = False
+        if self.kind == "frames":
+            self._frames_dir = self.path.parent / f".{self.path.name}.partial"
+        elif self.kind == "gif":
+            self._stage = _temp_sibling(self.path, "frames.partial").with_suffix(".mkv")
+        elif self.audio_from is not None:
+            self._stage = _temp_sibling(self.path, "video.partial")
+        else:
+            self._stage = _temp_sibling(self.path, "partial")
+        self._final_temp = _temp_sibling(self.path, "partial")
+
+    # -- context manager -------------------------------------------------------------------------
+    def __enter__(self) -> "FrameWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _start(self) -> None:
+        if self.kind == "frames":
+            _remove(self._frames_dir)  # a crashed run's leftovers
+            self._frames_dir.mkdir()
+            self._temps.append(self._frames_dir)
+            return
+        w, h = self._enc_size
+        rate = f"{self.fps.numerator}/{self.fps.denominator}"
+        args = [
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", rate, "-i", "pipe:0",
+            "-an",
+        ]  # fmt: skip
+        if self.kind == "h264":
+            args += [
+                "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-pix_fmt", "yuv420p", *_BT709,
+                "-c:v", "libx264", "-preset", self.encoder_preset, "-crf", str(self.crf),
+            ]  # fmt: skip
+            if self.path.suffix.lower() in (".mp4", ".mov"):
+                args += ["-movflags", "+faststart"]
+        elif self.kind == "vp9":
+            args += [
+                "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-pix_fmt", "yuv420p", *_BT709,
+                "-c:v", "libvpx-vp9", "-crf", str(self.crf), "-b:v", "0", "-row-mt", "1",
+                "-deadline", "good", "-cpu-used", str(_VP9_CPU_USED[self.encoder_preset]),
+            ]  # fmt: skip
+        else:  # gif: lossless intermediate, palette passes at close()
+            args += ["-c:v", "ffv1", "-pix_fmt", "bgr0"]
+        args.append(ffmpeg_path_arg(self._stage))
+        self._temps.append(self._stage)
+        self._err = tempfile.TemporaryFile()  # not a pipe: a full pipe would stall ffmpeg
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one HxWx3 uint8 RGB frame; every frame must have the size given at open."""
+        if self._closed:
+            raise ValueError("write() on a closed FrameWriter")
+        w, h = self.size
+        if frame.dtype != np.uint8 or frame.shape != (h, w, 3):
+            raise ValueError(f"frame must be {h}x{w}x3 uint8 RGB, got {frame.shape} {frame.dtype}")
+        if self._proc is None and not self._temps:
+            self._start()
+        ew, eh = self._enc_size
+        if (ew, eh) != (w, h):
+            frame = np.pad(frame, ((0, eh - h), (0, ew - w), (0, 0)), mode="edge")
+        if self.kind == "frames":
+            import cv2
+
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(frame[:, :, ::-1]))
+            if not ok:
+                raise MediaError(f"OpenCV could not encode frame {self.frames_written + 1} as PNG")
+            buf.tofile(str(self._frames_dir / f"frame_{self.frames_written + 1:06d}.png"))
+        else:
+            assert self._proc is not None and self._proc.stdin is not None
+            try:
+                self._proc.stdin.write(np.ascontiguousarray(frame).data)
+            except (BrokenPipeError, OSError):
+                self._proc.wait()
+                msg = _stderr_last_line(self._err) if self._err else "ffmpeg stopped"
+                self.abort()
+                raise MediaError(f"ffmpeg stopped while writing {str(self.path)!r}: {msg}") from None
+        self.frames_written += 1
+
+    # -- finishing -------------------------------------------------------------------------------
+    def _finish_encoder(self) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        rc = self._proc.wait()
+        if rc != 0:
+            raise MediaError(f"ffmpeg failed while writing {str(self.path)!r}: {_stderr_last_line(self._err)}")
+
+    def _mux_audio(self) -> None:
+        assert self.audio_from is not None
+        video_seconds = self.frames_written / self.fps
+        length = float(video_seconds)
+        if self.audio_duration is not None:
+            length = min(length, float(self.audio_duration))
+        # The sound is cut to the video's length by atrim (sample-exact; see audio_cut_args).
+        # -shortest is not used: it would also cut the video when the sound is shorter.
+        before, trim = audio_cut_args(self.audio_start, length)
+        args = [
+            "-i", ffmpeg_path_arg(self._stage), *before, "-i", ffmpeg_path_arg(self.audio_from),
+            "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-filter:a", trim,
+        ]  # fmt: skip
+        if self.kind == "vp9":
+            args += ["-c:a", "libopus", "-b:a", "160k"]
+        else:
+            args += ["-c:a", "aac", "-b:a", "192k"]
+            if self.path.suffix.lower() in (".mp4", ".mov"):
+                args += ["-movflags", "+faststart"]
+        args.append(ffmpeg_path_arg(self._final_temp))
+        self._temps.append(self._final_temp)
+        _run_ffmpeg(args, f"adding the sound of {str(self.audio_from)!r} to {str(self.path)!r}")
+
+    def _make_gif(self) -> None:
+        palette = _temp_sibling(self.path, "palette.partial").with_suffix(".png")
+        self._temps.append(palette)
+        self._temps.append(self._final_temp)
+        # Two passes over the intermediate: memory stays bounded however long the GIF is.
+        _run_ffmpeg(
+            ["-i", ffmpeg_path_arg(self._stage), "-vf", "palettegen", "-frames:v", "1", "-update", "1",
+             ffmpeg_path_arg(palette)],
+            "making the GIF palette",
+        )  # fmt: skip
+        _run_ffmpeg(
+            ["-i", ffmpeg_path_arg(self._stage), "-i", ffmpeg_path_arg(palette), "-lavfi", "paletteuse",
+             "-loop", "0", ffmpeg_path_arg(self._final_temp)],
+            f"writing {str(self.path)!r}",
+        )  # fmt: skip
+
+    def _publish_frames(self) -> None:
+        final = self.path
+        if final.is_dir():
+            # Replace a previous run's frames folder whole (check_output_path vetted its contents).
+            old = final.parent / f".{final.name}.old"
+            _remove(old)
+            os.replace(final, old)
+            os.replace(self._frames_dir, final)
+            _remove(old)
+        else:
+            os.replace(self._frames_dir, final)
+
+    def close(self) -> None:
+        """Finish the output and move it to its final name. MediaError if nothing was written or
+        ffmpeg failed (the final path is then left untouched and temp files are removed)."""
+        if self._closed:
+            return
+        try:
+            if self.frames_written == 0:
+                raise MediaError(
+                    f"no frames were written to {str(self.path)!r}: the input gave no frames (check start/duration)"
+                )
+            if self.kind == "frames":
+                self._publish_frames()
+            else:
+                self._finish_encoder()
+                if self.kind == "gif":
+                    self._make_gif()
+                elif self.audio_from is not None:
+                    self._mux_audio()
+                os.replace(self._final_temp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._cleanup()
+
+    def abort(self) -> None:
+        """Stop without producing the output: kill ffmpeg, delete temp files; final path untouched."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+        if self._proc is not None:
+            try:
+                if self._proc.stdin:
+                    self._proc.stdin.close()
+            except OSError:
+                pass
+            self._proc.wait()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        self._closed = True
+        for temp in self._temps:
+            _remove(temp)
+        self._temps.clear()
+        if self._err is not None:
+            self._err.close()
+            self._err = None
+
+
+def open_writer(
+    path: str | Path,
+    fps: Fraction | int | str | float,
+    size: tuple[int, int],
+    *,
+    crf: int = 18,
+    encoder_preset: str = "medium",
+    audio_from: str | Path | None = None,
+    audio_start: float = 0.0,
+    audio_duration: float | None = None,
+) -> FrameWriter:
+    """A FrameWriter for ``path`` (see FrameWriter); use it in a ``with`` block."""
+    return FrameWriter(
+        path, fps, size, crf=crf, encoder_preset=encoder_preset,
+        audio_from=audio_from, audio_start=audio_start, audio_duration=audio_duration,
+    )  # fmt: skip
+
+
+def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95) -> None:
+    """Save an HxWx3 uint8 RGB image as PNG, JPEG or WebP (by extension), atomically: written to a
+    hidden temp name in the same folder, then renamed. quality: JPEG/WebP quality 1..100."""
+    import cv2
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise OutputError(
+            f"image output {str(p)!r} has an unknown extension {suffix!r}: use one of {', '.join(IMAGE_SUFFIXES)}"
+        )
+    parent = p.resolve().parent
+    if not parent.is_dir():
+        raise OutputError(f"output folder {str(parent)!r} does not exist: create it first or choose another path")
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"image must be HxWx3 uint8 RGB, got {img.shape} {img.dtype}")
+    params: list[int] = []
+    if suffix in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    elif suffix == ".webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
+    ok, buf = cv2.imencode(suffix, np.ascontiguousarray(img[:, :, ::-1]), params)
+    if not ok:
+        raise MediaError(f"OpenCV could not encode {str(p)!r} as {suffix}")
+    temp = _temp_sibling(p, "partial")
+    try:
+        buf.tofile(str(temp))
+        os.replace(temp, p)
+    except PermissionError:
+        _remove(temp)
+        raise OutputError(f"cannot write {str(p)!r}: permission denied; choose a folder you can write to") from None
+    except BaseException:
+        _remove(temp)
+        raise

@@ -1,0 +1,435 @@
+"""The orchestrator: decode -> flow and warp -> dream -> encode, for images and videos.
+
+The library never prints: it reports progress through ``on_progress(done, total_estimate)`` and
+notices through ``on_note(message)``; the CLI draws them. Frames are HxWx3 uint8 at the file
+edges and float32 0..255 inside.
+
+Temporal coherence, for each video frame t after the first (all on INPUT-frame flow):
+  1. backward flow t -> t-1 and an occlusion mask from the forward-backward check (flow.py);
+  2. the previous dream's detail (dream minus raw), or the whole dreamed frame, warped onto t;
+  3. where the mask says the flow is unreliable, the raw frame is used instead;
+  4. blended with the raw frame, then dreamed with ``warm_steps`` over ``warm_octaves``;
+  5. a frame the flow cannot explain (scene cut) restarts the chain from the raw frame;
+  6. colour statistics held to the source frame's, and the carried detail decays, so long clips
+     neither snowball, darken nor brighten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .config import Settings
+from .errors import ConfigError, InputError
+
+ProgressFn = Callable[[int, "int | None"], None]
+NoteFn = Callable[[str], None]
+
+VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".gif")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _noop(*_: Any) -> None:
+    pass
+
+
+@dataclass
+class RenderResult:
+    """What a render produced."""
+
+    output: Path  # the finished file or folder
+    width: int  # frame width in pixels (before any even-size padding by the encoder)
+    height: int  # frame height in pixels
+    frames: int  # frames in the output (1 for an image)
+    model: str  # the model that dreamed
+    seconds: float  # wall time of the render
+    settings_path: Path  # the JSON beside the output
+    resumed_frames: int = 0  # finished frames reused from an interrupted run
+    metrics: dict[str, float] = field(default_factory=dict)  # flicker, strength, drift (videos)
+    notes: list[str] = field(default_factory=list)  # the notices that were reported
+
+
+# --- small helpers shared by the drivers (video, zoom, batch) -----------------------------------
+
+
+def settings_path(output: Path) -> Path:
+    """The settings JSON beside an output: dream.mp4 -> dream.settings.json, frames/ -> frames.settings.json."""
+    output = Path(output)
+    if output.suffix.lower() in VIDEO_EXTS + IMAGE_EXTS:
+        return output.with_name(output.stem + ".settings.json")
+    return output.parent / f"{output.name}.settings.json"
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that shapes the output, for the settings file."""
+    from . import __version__
+
+    out = {"dreamvideo": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    for name in ("tensorflow", "keras", "cv2", "imageio_ffmpeg"):
+        try:
+            module = __import__(name)
+            out[name] = getattr(module, "__version__", "?")
+        except ImportError:  # pragma: no cover
+            out[name] = "missing"
+    return out
+
+
+def write_settings_file(output: Path, settings: Settings, extra: dict[str, Any]) -> Path:
+    """Resolved settings, command, versions, timings and metrics, as JSON beside the output (atomic)."""
+    path = settings_path(output)
+    doc = {"output": str(output), "settings": settings.to_dict(), "versions": versions(), **extra}
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(doc, indent=2, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def is_frames_folder(output: Path) -> bool:
+    """An output written as a PNG sequence: a path ending in '/' or an existing folder."""
+    return str(output).endswith(("/", os.sep)) or Path(output).is_dir()
+
+
+def check_video_output(output: Path, inputs: list[Path]) -> None:
+    """The output must be a video/GIF file or a frames folder, writable, and not an input."""
+    from .encode import check_output_path
+
+    if not is_frames_folder(output) and Path(output).suffix.lower() not in VIDEO_EXTS:
+        raise ConfigError(
+            f"output {str(output)!r} is not a video: use .mp4, .mov, .mkv, .webm, .gif or a folder/ for PNG frames"
+        )
+    check_output_path(Path(output), inputs)
+
+
+def seed_for_frame(seed: int, index: int) -> int:
+    """Each frame's seed depends only on the settings' seed and its index (exact resume)."""
+    return (seed * 1_000_003 + index) % (2**31 - 1)
+
+
+def match_color(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Hold ``image``'s per-channel mean and std to ``reference``'s (float32 0..255 in and out).
+
+    This is the drift control: a chain of dreams otherwise slides brighter or darker over
+    hundreds of frames. Local dream colour survives; only the global statistics are pinned.
+    """
+    img = image.astype(np.float32)
+    ref = reference.astype(np.float32)
+    m_i, s_i = img.reshape(-1, 3).mean(0), img.reshape(-1, 3).std(0) + 1e-6
+    m_r, s_r = ref.reshape(-1, 3).mean(0), ref.reshape(-1, 3).std(0) + 1e-6
+    return np.clip((img - m_i) * (s_r / s_i) + m_r, 0.0, 255.0)
+
+
+# --- image ---------------------------------------------------------------------------------------
+
+
+def dream_image(image: np.ndarray, settings: Settings | None = None, seed: int | None = None) -> np.ndarray:
+    """Dream an HxWx3 RGB image (uint8 or float 0..255) with ``settings``; returns uint8 HxWx3."""
+    from .dream import DreamParams, get_engine
+
+    settings = settings or Settings()
+    engine = get_engine(settings.dream)
+    params = DreamParams.from_config(settings.dream)
+    out = engine.dream(np.asarray(image, dtype=np.float32), params, seed=settings.dream.seed if seed is None else seed)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def render_image(
+    input: str | Path,
+    output: str | Path,
+    settings: Settings,
+    *,
+    command: str | None = None,
+    on_note: NoteFn = _noop,
+) -> RenderResult:
+    """Dream an image file into another (PNG/JPEG/WebP by extension), with a settings JSON beside it."""
+    from .decode import read_image, resize_max_side
+    from .dream import get_engine
+    from .encode import check_output_path, write_image
+
+    start = time.perf_counter()
+    input, output = Path(input), Path(output)
+    if output.suffix.lower() not in IMAGE_EXTS:
+        raise ConfigError(f"output {str(output)!r} is not an image: use .png, .jpg or .webp")
+    check_output_path(output, [input])
+    rgb = resize_max_side(read_image(input), settings.dream.max_side)
+    engine = get_engine(settings.dream)
+    notes = list(engine.loaded.notes)
+    for n in notes:
+        on_note(n)
+    out = dream_image(rgb, settings)
+    write_image(output, out)
+    seconds = time.perf_counter() - start
+    extra = {"command": command, "input": str(input), "model": engine.name, "layers": list(engine.layers),
+             "weights": engine.loaded.source.detail, "seconds": round(seconds, 3), "size": [out.shape[1], out.shape[0]]}
+    path = write_settings_file(output, settings, extra)
+    return RenderResult(output, out.shape[1], out.shape[0], 1, engine.name, seconds, path, notes=notes)
+
+
+# --- video ---------------------------------------------------------------------------------------
+
+
+class VideoChain:
+    """The coherent chain, free of I/O: raw frames (and their flow) in, dreamed frames out.
+
+    ``step`` keeps the previous raw and dreamed frames. The dreamed frame carried forward is the
+    uint8 one, exactly what was saved, so a resumed run continues bit for bit.
+    """
+
+    def __init__(self, engine: Any, settings: Settings):
+        self.engine = engine
+        self.settings = settings
+        self.prev_raw: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the input
+        self.prev_out: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the output
+
+    def restore(self, prev_raw: np.ndarray, prev_out: np.ndarray) -> None:
+        """Continue after frame t-1 (a resume)."""
+        self.prev_raw, self.prev_out = prev_raw, prev_out
+
+    def step(self, index: int, raw: np.ndarray, coh: tuple | None, values: dict[str, float] | None = None) -> tuple[np.ndarray, dict]:
+        """Dream frame ``index``. ``coh`` = (flow_bw, mask, unexplained) for t-1 -> t, None for a first frame.
+
+        ``values`` are per-frame overrides of flat settings (schedules, audio reactions).
+        Returns (dreamed uint8 frame, info with 'cut' and 'seeded').
+        """
+        from .dream import DreamParams
+        from .flow import is_scene_cut, warp
+
+        values = dict(values or {})
+        d, v = self.settings.dream, self.settings.video
+        blend = float(values.pop("blend", v.blend))
+        decay = float(values.pop("detail_decay", v.detail_decay))
+        warm_steps = values.pop("warm_steps", v.warm_steps)
+        warm_octaves = values.pop("warm_octaves", v.warm_octaves)
+        dream_values = {k: values[k] for k in ("steps", "step_size", "octaves", "octave_scale", "jitter") if k in values}
+        rawf = raw.astype(np.float32)
+        cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
+        seeded = v.coherent and coh is not None and not cut and self.prev_out is not None
+        if seeded:
+            flow_bw, mask, _ = coh
+            m = mask[..., None]
+            if v.warp == "detail":
+                detail = self.prev_out.astype(np.float32) - self.prev_raw.astype(np.float32)
+                seed_img = rawf + (1.0 - blend) * decay * m * warp(detail, flow_bw)
+            else:
+                warped = warp(self.prev_out.astype(np.float32), flow_bw)
+                seed_img = m * ((1.0 - blend) * warped + blend * rawf) + (1.0 - m) * rawf
+            params = DreamParams.from_config(
+                d, **{**dream_values, "steps": warm_steps,
+                      "octaves": min(int(warm_octaves), int(dream_values.get("octaves", d.octaves)))}
+            )
+            seed_img = np.clip(seed_img, 0.0, 255.0)
+        else:
+            seed_img = rawf
+            params = DreamParams.from_config(d, **dream_values)
+        out = self.engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index))
+        if v.color_match:
+            out = match_color(out, rawf)
+        out8 = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        self.prev_raw, self.prev_out = raw, out8
+        return out8, {"cut": bool(cut), "seeded": seeded}
+
+
+class Metrics:
+    """Flicker, strength and drift, accumulated frame by frame (cheap: one remap per frame)."""
+
+    def __init__(self) -> None:
+        self.flicker_out: list[float] = []  # masked mean |out_t - warp(out_t-1)|
+        self.flicker_in: list[float] = []  # the same on the input
+        self.strength: list[float] = []  # mean |out - in|, 0..255
+        self.offset: list[float] = []  # mean(out) - mean(in): brightness drift, 0..255
+
+    def add(self, raw: np.ndarray, out: np.ndarray, prev_raw: np.ndarray | None, prev_out: np.ndarray | None,
+            coh: tuple | None, cut: bool) -> None:
+        from .flow import warp
+
+        r, o = raw.astype(np.float32), out.astype(np.float32)
+        self.strength.append(float(np.abs(o - r).mean()))
+        self.offset.append(float(o.mean() - r.mean()))
+        if coh is not None and prev_out is not None and prev_raw is not None and not cut:
+            flow_bw, mask, _ = coh
+            m = mask[..., None]
+            wsum = float(m.sum()) * 3 + 1e-6
+            self.flicker_out.append(float((np.abs(o - warp(prev_out.astype(np.float32), flow_bw)) * m).sum() / wsum))
+            self.flicker_in.append(float((np.abs(r - warp(prev_raw.astype(np.float32), flow_bw)) * m).sum() / wsum))
+
+    def summary(self) -> dict[str, float]:
+        """flicker: output's warped frame-to-frame change over the input's (1 = as steady as the source);
+        strength: mean |out - in| (0..255); drift: brightness offset change per 100 frames (0..255)."""
+        out: dict[str, float] = {}
+        if self.flicker_in and sum(self.flicker_in) > 0:
+            out["flicker"] = round(float(np.mean(self.flicker_out) / max(np.mean(self.flicker_in), 1e-6)), 4)
+        if self.strength:
+            out["strength"] = round(float(np.mean(self.strength)), 3)
+        if len(self.offset) >= 2:
+            slope = np.polyfit(np.arange(len(self.offset)), np.array(self.offset), 1)[0]
+            out["drift_per_100_frames"] = round(float(slope * 100), 3)
+        return out
+
+
+def _producer(frames: Iterator[np.ndarray], flow_method: str, need_flow_from: int, coherent: bool,
+              out_q: "queue.Queue", stop: threading.Event) -> None:
+    """Background thread: decode and compute flow ahead of the dream (OpenCV releases the GIL)."""
+    from .flow import FlowEstimator, coherence
+
+    try:
+        est = FlowEstimator(flow_method)
+        prev = None
+        for index, raw in enumerate(frames):
+            if stop.is_set():
+                return
+            coh = None
+            if prev is not None and index >= need_flow_from:
+                coh = coherence(raw, prev, est)
+            prev = raw
+            out_q.put((index, raw, coh))
+        out_q.put(None)
+    except BaseException as err:  # handed to the main thread, which raises it there
+        out_q.put(err)
+
+
+def estimate_frames(info: Any, settings: Settings) -> int | None:
+    """Frames a render will have, from the header (may lie) and start/duration/max_frames."""
+    v = settings.video
+    total = None
+    if info.fps and info.duration:
+        span = info.duration - v.start
+        if v.duration is not None:
+            span = min(span, v.duration)
+        total = max(int(float(span) * float(info.fps) + 0.5), 0)
+    elif info.frame_count:
+        total = info.frame_count
+    if v.max_frames is not None:
+        total = v.max_frames if total is None else min(total, v.max_frames)
+    return total
+
+
+def render_video(
+    input: str | Path,
+    output: str | Path,
+    settings: Settings,
+    *,
+    command: str | None = None,
+    on_progress: ProgressFn = _noop,
+    on_note: NoteFn = _noop,
+    resume: bool = True,
+    timeline_factory: Callable[..., Any] | None = None,
+) -> RenderResult:
+    """Dream a video file into another, coherent in time, at the source's exact frame rate, with its audio.
+
+    Finished frames are kept in a work folder beside the output; running the same call again after
+    an interruption continues where it stopped. The output appears under its final name only
+    when complete.
+    """
+    from .decode import iter_frames
+    from .dream import get_engine
+    from .encode import open_writer
+    from .probe import probe, require_video
+    from .resume import WorkDir, input_identity
+
+    t0 = time.perf_counter()
+    input, output = Path(input), Path(output)
+    info = require_video(probe(input))
+    check_video_output(output, [input])
+    fps: Fraction = info.fps
+    v = settings.video
+    engine = get_engine(settings.dream)
+    notes: list[str] = []
+
+    def note(msg: str) -> None:
+        notes.append(msg)
+        on_note(msg)
+
+    for n in engine.loaded.notes:
+        note(n)
+    estimate = estimate_frames(info, settings)
+    timeline = timeline_factory(fps, estimate) if timeline_factory else _timeline(settings, input, fps, estimate, v.start)
+
+    work = WorkDir(output, settings.digest(), input_identity(input))
+    done = work.open(resume)
+    if work.restarted_reason:
+        note(work.restarted_reason)
+    if done:
+        note(f"resuming: {done} finished frames kept from the interrupted render")
+
+    frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
+                         max_frames=v.max_frames)
+    chain = VideoChain(engine, settings)
+    metrics = Metrics()
+    q: queue.Queue = queue.Queue(maxsize=4)
+    stop = threading.Event()
+    producer = threading.Thread(target=_producer, args=(frames, v.flow, done, v.coherent, q, stop), daemon=True)
+    producer.start()
+    writer = None
+    count = 0
+    size: tuple[int, int] | None = None
+    audio_from = input if (settings.encode.audio and info.has_audio) else None
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            index, raw, coh = item
+            if writer is None:
+                size = (raw.shape[1], raw.shape[0])
+                writer = open_writer(output, fps, size, crf=settings.encode.crf,
+                                     encoder_preset=settings.encode.encoder_preset, audio_from=audio_from,
+                                     audio_start=v.start, audio_duration=v.duration)
+                writer.__enter__()
+            if index < done:
+                out8 = work.load_frame(index)  # finished before the interruption: re-encode it
+                if index == done - 1:
+                    chain.restore(raw, out8)
+            else:
+                prev_raw, prev_out = chain.prev_raw, chain.prev_out
+                values = timeline.values(index) if timeline is not None else None
+                out8, step_info = chain.step(index, raw, coh, values)
+                metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"])
+                work.save_frame(index, out8)
+            writer.write(out8)
+            count += 1
+            on_progress(count, max(estimate or 0, count) if estimate else None)
+        if writer is None:
+            raise InputError(f"{input}: no frame could be decoded: check the file plays, and --start/--duration")
+        writer.__exit__(None, None, None)
+    except BaseException as err:
+        stop.set()
+        if writer is not None:
+            writer.__exit__(type(err), err, err.__traceback__)
+        raise
+    finally:
+        stop.set()
+    if estimate and count < estimate * 0.9:
+        note(f"decoded {count} frames where the header promised about {estimate}: the file may be truncated")
+    seconds = time.perf_counter() - t0
+    summary = metrics.summary()
+    assert size is not None
+    extra = {
+        "command": command, "input": str(input), "model": engine.name, "layers": list(engine.layers),
+        "weights": engine.loaded.source.detail, "fps": f"{fps.numerator}/{fps.denominator}", "frames": count,
+        "size": list(size), "audio": bool(audio_from), "resumed_frames": done, "seconds": round(seconds, 3),
+        "seconds_per_frame": round(seconds / max(count - done, 1), 4), "metrics": summary,
+        "timeline": timeline.describe() if timeline is not None else [],
+    }
+    path = write_settings_file(output, settings, extra)
+    work.remove()
+    return RenderResult(output, size[0], size[1], count, engine.name, seconds, path, done, summary, notes)
+
+
+def _timeline(settings: Settings, media: Path | None, fps: Fraction, n_frames: int | None, start: float) -> Any:
+    """Per-frame values from schedules and audio reactions, or None when there are none."""
+    if not settings.schedule and not settings.react:
+        return None
+    from .schedule import build_timeline
+
+    return build_timeline(settings, media, fps, n_frames, start)
