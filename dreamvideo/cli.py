@@ -286,6 +286,101 @@ def _print_metrics(metrics: dict[str, float]) -> None:
         typer.echo(f"  {labels.get(key, key)}: {value}")
 
 
+# --- analyze -------------------------------------------------------------------------------------
+
+
+@app.command()
+def analyze(
+    input: Annotated[Path, typer.Argument(help="An audio or video file with sound.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Plot image (.png or .jpg).")],
+    fps: Annotated[Optional[str], typer.Option(help="Frame rate to align features to (default: the video's, else 30).")] = None,
+    start: StartOpt = None,
+    duration: DurationOpt = None,
+) -> None:
+    """Plot loudness, onsets and band energies over time: what --react will drive the dream with."""
+    with _user_errors():
+        from .audio import analyze_file, write_plot
+        from .config import parse_fps
+        from .probe import probe
+
+        info = probe(input)
+        rate = parse_fps(fps) if fps else (info.fps or parse_fps(30))
+        features = analyze_file(input, rate, start=start or 0.0, duration=duration)
+        write_plot(features, output)
+        typer.echo(f"wrote {output} ({features.duration:.1f} s at {rate} fps, {len(features.onset_frames)} onsets)")
+
+
+# --- zoom ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def zoom(
+    output: OutputOpt,
+    input: Annotated[Optional[Path], typer.Argument(help="Start image (PNG, JPEG, WebP, ...); or use --noise.")] = None,
+    noise: Annotated[bool, typer.Option("--noise", help="Start from seeded noise instead of an image.")] = False,
+    seconds: Annotated[Optional[float], typer.Option(help="Length of the animation in seconds (default 10).")] = None,
+    fps: Annotated[Optional[str], typer.Option(help="Frames per second, exact: 30, 29.97 or 24000/1001 (default 30).")] = None,
+    zoom_per_second: Annotated[Optional[float], typer.Option("--zoom-per-second", help="Scale factor per second: > 1 dives in, < 1 pulls out (default 1.3).")] = None,
+    rotate_per_second: Annotated[Optional[float], typer.Option("--rotate-per-second", help="Degrees per second, counter-clockwise.")] = None,
+    translate_per_second: Annotated[Optional[str], typer.Option("--translate-per-second", help="Camera drift X,Y in widths/heights per second, e.g. 0.05,0.")] = None,
+    center: Annotated[Optional[str], typer.Option(help="Zoom/rotation centre X,Y as fractions of width/height, e.g. 0.3,0.6.")] = None,
+    loop: Annotated[bool, typer.Option("--loop", help="Make the last frame lead into the first: the file repeats seamlessly.")] = False,
+    loop_seconds: Annotated[Optional[float], typer.Option("--loop-seconds", help="Length of the cross-fade that closes a loop (default 1).")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Animation size WxH, e.g. 640x360 (default: the image's, after --max-side).")] = None,
+    audio: Annotated[Optional[Path], typer.Option(help="Sound track to mux in, cut to the animation (also drives --react).", dir_okay=False)] = None,
+    preset: PresetOpt = None,
+    model: ModelOpt = None,
+    weights: WeightsOpt = None,
+    layers: LayersOpt = None,
+    octaves: OctavesOpt = None,
+    steps: StepsOpt = None,
+    step_size: StepSizeOpt = None,
+    max_side: MaxSideOpt = None,
+    seed: SeedOpt = None,
+    warm_steps: WarmStepsOpt = None,
+    crf: CrfOpt = None,
+    schedule: ScheduleOpt = None,
+    react: ReactOpt = None,
+    resume: ResumeOpt = True,
+    set_: SetOpt = None,
+) -> None:
+    """Infinite zoom: from an image (or --noise), each frame is the last one moved by the camera and dreamed again."""
+    with _user_errors():
+        from .errors import ConfigError
+        from .zoom import render_zoom
+
+        overrides = _dream_overrides(model=model, weights=weights, layers=layers, octaves=octaves, steps=steps,
+                                     step_size=step_size, max_side=max_side, seed=seed, warm_steps=warm_steps,
+                                     crf=crf, seconds=seconds, fps=fps, zoom_per_second=zoom_per_second,
+                                     rotate_per_second=rotate_per_second, translate_per_second=translate_per_second,
+                                     center=center, loop_seconds=loop_seconds, size=size)
+        if noise:
+            overrides["noise"] = True
+        if loop:
+            overrides["loop"] = True
+        if schedule:
+            overrides["schedule"] = schedule
+        if react:
+            overrides["react"] = react
+        overrides.update(_parse_set(set_))
+        settings = _settings(preset, overrides)
+        if input is None and not settings.zoom.noise:
+            raise ConfigError("zoom needs a start: give an INPUT image, or --noise to start from noise")
+        if input is not None and settings.zoom.noise:
+            raise ConfigError("zoom starts from an INPUT image or from --noise, not both: drop one of them")
+        progress = _Progress()
+        try:
+            result = render_zoom(input, output, settings, command=_command_line(), on_progress=progress,
+                                 on_note=_note, resume=resume, audio=audio)
+        finally:
+            progress.close()
+        typer.echo(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
+                   f"{result.seconds:.1f} s)")
+        if settings.zoom.loop and "seam" in result.metrics:
+            typer.echo(f"  loop seam (mean |last - first|, 0-255): {result.metrics['seam']}; "
+                       f"median step between frames: {result.metrics.get('median_step')}")
+
+
 # --- presets -------------------------------------------------------------------------------------
 
 

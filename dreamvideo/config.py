@@ -45,10 +45,11 @@ class VideoConfig:
 
     flow: str = "dis-medium"  # optical flow: "dis-medium" (default: ~30% less warp error than dis-fast for ~40 ms/frame at 640x360, bench/bench_flow.py), "dis-fast", "farneback"
     warp: str = "detail"  # what is carried to the next frame: "detail" (dream minus raw) or the whole dreamed "frame"
-    blend: float = 0.15  # mix of the raw frame into the warped dream before dreaming, 0 = all warped dream, 1 = all raw
+    blend: float = 0.02  # mix of the raw frame into the warped dream before dreaming, 0 = all warped dream, 1 = all raw
     warm_steps: int = 4  # steps per octave for frames seeded from the previous dream (the first frame uses `steps`)
     warm_octaves: int = 2  # octaves for seeded frames (at most `octaves`): the coarse structure is inherited, only fine detail is redone
-    detail_decay: float = 0.92  # factor on the carried dream detail per frame, 0..1; < 1 keeps it from snowballing
+    warm_step_scale: float = 0.35  # step size of seeded frames relative to step_size, 0..1: small steps refresh the carried dream without churning it (vtest: flicker 10 -> 3, no snowball over 100 frames)
+    detail_decay: float = 0.98  # factor on the carried dream detail per frame, 0..1; < 1 keeps it from snowballing
     scene_cut: float = 0.5  # fraction of pixels the flow cannot explain above which the chain restarts, 0..1
     coherent: bool = True  # False = dream every frame from its raw frame (boils; kept to compare and measure)
     color_match: bool = True  # hold each dreamed frame's colour mean/std to its source frame's (no drift over time)
@@ -240,6 +241,7 @@ def _check(s: Settings) -> None:
     need(0.0 <= v.blend <= 1.0, f"blend must be within 0..1, got {v.blend}")
     need(v.warm_steps >= 0, f"warm_steps must be >= 0, got {v.warm_steps}")
     need(v.warm_octaves >= 1, f"warm_octaves must be >= 1, got {v.warm_octaves}")
+    need(0.0 < v.warm_step_scale <= 1.0, f"warm_step_scale must be within 0..1 (exclusive of 0), got {v.warm_step_scale}")
     need(0.0 <= v.detail_decay <= 1.0, f"detail_decay must be within 0..1, got {v.detail_decay}")
     need(0.0 < v.scene_cut <= 1.0, f"scene_cut must be within 0..1 (exclusive of 0), got {v.scene_cut}")
     need(v.start >= 0, f"start must be >= 0 seconds, got {v.start}")

@@ -35,8 +35,6 @@ from .errors import ConfigError, InputError
 ProgressFn = Callable[[int, "int | None"], None]
 NoteFn = Callable[[str], None]
 
-VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".gif")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def _noop(*_: Any) -> None:
@@ -64,8 +62,10 @@ class RenderResult:
 
 def settings_path(output: Path) -> Path:
     """The settings JSON beside an output: dream.mp4 -> dream.settings.json, frames/ -> frames.settings.json."""
+    from .encode import output_kind
+
     output = Path(output)
-    if output.suffix.lower() in VIDEO_EXTS + IMAGE_EXTS:
+    if output_kind(output) != "frames":
         return output.with_name(output.stem + ".settings.json")
     return output.parent / f"{output.name}.settings.json"
 
@@ -94,18 +94,13 @@ def write_settings_file(output: Path, settings: Settings, extra: dict[str, Any])
     return path
 
 
-def is_frames_folder(output: Path) -> bool:
-    """An output written as a PNG sequence: a path ending in '/' or an existing folder."""
-    return str(output).endswith(("/", os.sep)) or Path(output).is_dir()
-
-
 def check_video_output(output: Path, inputs: list[Path]) -> None:
     """The output must be a video/GIF file or a frames folder, writable, and not an input."""
-    from .encode import check_output_path
+    from .encode import check_output_path, output_kind
 
-    if not is_frames_folder(output) and Path(output).suffix.lower() not in VIDEO_EXTS:
+    if output_kind(output) == "image":
         raise ConfigError(
-            f"output {str(output)!r} is not a video: use .mp4, .mov, .mkv, .webm, .gif or a folder/ for PNG frames"
+            f"output {str(output)!r} is a still image: use .mp4, .mov, .mkv, .webm, .gif or a folder/ for PNG frames"
         )
     check_output_path(Path(output), inputs)
 
@@ -157,7 +152,9 @@ def render_image(
 
     start = time.perf_counter()
     input, output = Path(input), Path(output)
-    if output.suffix.lower() not in IMAGE_EXTS:
+    from .encode import output_kind
+
+    if output_kind(output) != "image":
         raise ConfigError(f"output {str(output)!r} is not an image: use .png, .jpg or .webp")
     check_output_path(output, [input])
     rgb = resize_max_side(read_image(input), settings.dream.max_side)
@@ -209,6 +206,7 @@ class VideoChain:
         decay = float(values.pop("detail_decay", v.detail_decay))
         warm_steps = values.pop("warm_steps", v.warm_steps)
         warm_octaves = values.pop("warm_octaves", v.warm_octaves)
+        warm_scale = float(values.pop("warm_step_scale", v.warm_step_scale))
         dream_values = {k: values[k] for k in ("steps", "step_size", "octaves", "octave_scale", "jitter") if k in values}
         rawf = raw.astype(np.float32)
         cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
@@ -224,6 +222,7 @@ class VideoChain:
                 seed_img = m * ((1.0 - blend) * warped + blend * rawf) + (1.0 - m) * rawf
             params = DreamParams.from_config(
                 d, **{**dream_values, "steps": warm_steps,
+                      "step_size": float(dream_values.get("step_size", d.step_size)) * warm_scale,
                       "octaves": min(int(warm_octaves), int(dream_values.get("octaves", d.octaves)))}
             )
             seed_img = np.clip(seed_img, 0.0, 255.0)
@@ -321,7 +320,6 @@ def render_video(
     on_progress: ProgressFn = _noop,
     on_note: NoteFn = _noop,
     resume: bool = True,
-    timeline_factory: Callable[..., Any] | None = None,
 ) -> RenderResult:
     """Dream a video file into another, coherent in time, at the source's exact frame rate, with its audio.
 
@@ -351,14 +349,14 @@ def render_video(
     for n in engine.loaded.notes:
         note(n)
     estimate = estimate_frames(info, settings)
-    timeline = timeline_factory(fps, estimate) if timeline_factory else _timeline(settings, input, fps, estimate, v.start)
-
     work = WorkDir(output, settings.digest(), input_identity(input))
     done = work.open(resume)
     if work.restarted_reason:
         note(work.restarted_reason)
     if done:
         note(f"resuming: {done} finished frames kept from the interrupted render")
+    timeline = _timeline(settings, input if info.has_audio else None, fps, estimate, v.start, v.duration,
+                         cache=work.root / "features.npz")
 
     frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
                          max_frames=v.max_frames)
@@ -426,10 +424,33 @@ def render_video(
     return RenderResult(output, size[0], size[1], count, engine.name, seconds, path, done, summary, notes)
 
 
-def _timeline(settings: Settings, media: Path | None, fps: Fraction, n_frames: int | None, start: float) -> Any:
-    """Per-frame values from schedules and audio reactions, or None when there are none."""
+def _timeline(settings: Settings, media: Path | None, fps: Fraction, n_frames: int | None, start: float,
+              duration: float | None = None, cache: Path | None = None) -> Any:
+    """Per-frame values from schedules and audio reactions (schedule.Timeline), or None when there are none.
+
+    Reactions analyse the sound of ``media`` (the input video, or zoom's --audio) from ``start``
+    for ``duration`` seconds, aligned to the render's frames; the features are cached in ``cache``
+    (the work folder) so a resumed render reuses them.
+    """
     if not settings.schedule and not settings.react:
         return None
-    from .schedule import build_timeline
+    from .schedule import Timeline, parse_all
 
-    return build_timeline(settings, media, fps, n_frames, start)
+    schedules, reactions = parse_all(settings.schedule, settings.react)
+    features = None
+    if reactions:
+        from .audio import analyze_file, load_features, save_features
+
+        if media is None:
+            raise ConfigError("--react needs a sound track: give an input with audio, or --audio FILE for zoom")
+        if cache is not None and cache.is_file():
+            features = load_features(cache)
+        if features is None or features.fps != fps:
+            try:
+                features = analyze_file(media, fps, start=start, duration=duration, n_frames=n_frames)
+            except InputError as err:
+                raise ConfigError(f"--react needs a sound track, but {err}") from None
+            if cache is not None:
+                save_features(features, cache)
+    return Timeline(schedules, reactions, fps, n_frames if n_frames is not None else (features.n_frames if features else 0),
+                    features)
