@@ -252,6 +252,10 @@ def _check(s: Settings) -> None:
     need(all(0.0 <= c <= 1.0 for c in z.center), f"center must be within 0..1 on both axes, got {z.center[0]},{z.center[1]}")
     need(z.loop_seconds > 0, f"loop_seconds must be > 0, got {z.loop_seconds}")
     need(0 <= e.crf <= 51, f"crf must be within 0..51, got {e.crf}")
+    if s.schedule or s.react:
+        from .schedule import parse_all  # lazy: schedule.py imports this module
+
+        parse_all(s.schedule, s.react)  # raises ConfigError showing the expected form
 
 
 def merge(base: Settings, data: Mapping[str, Any], source: str) -> Settings:

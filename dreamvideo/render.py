@@ -404,6 +404,8 @@ def render_video(
         stop.set()
         if writer is not None:
             writer.__exit__(type(err), err, err.__traceback__)
+        if work.frames_done == 0:
+            work.remove()  # nothing finished: leave no trace beside the output
         raise
     finally:
         stop.set()
@@ -417,6 +419,7 @@ def render_video(
         "weights": engine.loaded.source.detail, "fps": f"{fps.numerator}/{fps.denominator}", "frames": count,
         "size": list(size), "audio": bool(audio_from), "resumed_frames": done, "seconds": round(seconds, 3),
         "seconds_per_frame": round(seconds / max(count - done, 1), 4), "metrics": summary,
+        "per_frame_strength": [round(x, 3) for x in metrics.strength],  # frames rendered in this run
         "timeline": timeline.describe() if timeline is not None else [],
     }
     path = write_settings_file(output, settings, extra)
