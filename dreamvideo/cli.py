@@ -381,6 +381,37 @@ def zoom(
                        f"median step between frames: {result.metrics.get('median_step')}")
 
 
+# --- batch ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def batch(
+    manifest: Annotated[Path, typer.Argument(help="Batch manifest (.toml): defaults, then a table per job (see samples/night.toml).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would run, with estimated frames and time; render nothing.")] = False,
+) -> None:
+    """Render a manifest of jobs: finished ones are skipped, an interrupted one resumes, a failed one does not stop the rest."""
+    with _user_errors():
+        from .batch import format_summary, load_manifest, run_batch
+
+        loaded = load_manifest(manifest)
+        progress = _Progress()
+
+        def event(line: str) -> None:
+            progress.close()  # each job gets its own bar; a line ends the current one
+            progress.bar = None
+            typer.echo(line)
+
+        try:
+            summary = run_batch(loaded, dry_run=dry_run, on_event=event, on_progress=progress,
+                                command=_command_line())
+        finally:
+            progress.close()
+        for line in format_summary(summary):
+            typer.echo(line)
+        if summary.failed:
+            raise typer.Exit(1)
+
+
 # --- presets -------------------------------------------------------------------------------------
 
 

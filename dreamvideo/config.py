@@ -44,7 +44,7 @@ class VideoConfig:
     """How frames are chained so the dream moves with the scene instead of flickering."""
 
     flow: str = "dis-medium"  # optical flow: "dis-medium" (default: ~30% less warp error than dis-fast for ~40 ms/frame at 640x360, bench/bench_flow.py), "dis-fast", "farneback"
-    warp: str = "detail"  # what is carried to the next frame: "detail" (dream minus raw) or the whole dreamed "frame"
+    warp: str = "detail"  # carried to the next frame: "detail" (dream minus raw; default) or the whole dreamed "frame". Measured on 100 vtest frames: "frame" flickers a little less (2.6 vs 3.1) only by lagging the scene: in moving regions |out-in| grows 15 -> 31 (smeared people) while "detail" stays at 5
     blend: float = 0.02  # mix of the raw frame into the warped dream before dreaming, 0 = all warped dream, 1 = all raw
     warm_steps: int = 4  # steps per octave for frames seeded from the previous dream (the first frame uses `steps`)
     warm_octaves: int = 2  # octaves for seeded frames (at most `octaves`): the coarse structure is inherited, only fine detail is redone

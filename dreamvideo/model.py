@@ -356,8 +356,8 @@ def load_model(name: str | None, weights: str | Path | None = None) -> LoadedMod
             loaded = load_model(FALLBACK_MODEL)
             loaded.notes.insert(
                 0,
-                f"using {FALLBACK_MODEL}: InceptionV3 weights are not available ({err.args[0].split(':')[0]}); "
-                f"to use InceptionV3, {get_spec(DEFAULT_MODEL).install_hint}",
+                f"using {FALLBACK_MODEL}: no InceptionV3 weights here (no local file, none in the Keras cache, "
+                f"download failed); to use InceptionV3, {get_spec(DEFAULT_MODEL).install_hint}",
             )
         return loaded
 

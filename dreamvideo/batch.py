@@ -1,0 +1,732 @@
+"""Overnight batches: a TOML manifest of jobs, validated whole, run one by one, resumable.
+
+A manifest is data, parsed with tomllib and never evaluated::
+
+    description = "Saturday night"            # optional
+
+    [defaults]                                # optional: applies to every job
+    preset = "fast-preview"                   # a preset name or a .toml path (relative to this file)
+    max_side = 480                            # flat settings keys ...
+    [defaults.encode]                         # ... or sectioned tables, as in presets
+    crf = 20
+
+    [[job]]
+    name = "beach"                            # optional; default: the output's stem
+    kind = "video"                            # "image", "video" or "zoom"
+    input = "clips/beach.mp4"                 # relative paths resolve against this file's folder
+    output = "out/beach.mp4"                  # a folder/ (trailing slash) for PNG frames
+    preset = "classic"                        # optional; replaces the defaults' preset
+    steps = 12                                # settings: flat keys, sectioned tables ([job.video]),
+    overrides = { blend = 0.2 }               # or an `overrides` table (applied last)
+
+    [[job]]
+    kind = "zoom"
+    input = "butterfly.jpg"
+    output = "out/dive.mp4"
+    audio = "music/track.mp3"                 # zoom only: a sound track (and audio reactions)
+
+Each job's settings resolve as: defaults < preset (the job's, else the defaults') < the
+[defaults] settings < the job's settings. The whole manifest is checked before anything renders:
+kinds, missing and unknown keys, bad values (config.merge), unknown models and layers, duplicate
+outputs, an output that is an input; an error names the file, the job (index and name) and the
+key. A missing input file is not a manifest error (it may be on a drive mounted later): that job
+alone fails.
+
+Running: a job whose output exists and whose settings JSON beside it records the same settings
+(digest) and input is skipped as done; an interrupted video job resumes from its work folder
+(render.py / resume.py); a failing job is logged and reported, and the rest run. Each job appends
+to its log file ``<manifest-stem>.logs/NN-name.log`` beside the manifest.
+
+The library never prints: it reports through ``on_event(line)`` and ``on_progress(done, total)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .config import FLAT_INDEX, SECTIONS, Settings, merge, settings_from_dict
+from .errors import ConfigError, DreamVideoError, InputError, ModelError, OutputError
+from .presets import load_preset, read_toml
+
+KINDS = ("image", "video", "zoom")
+JOB_KEYS = ("name", "kind", "input", "output", "preset", "audio", "overrides")  # non-setting keys of a [[job]]
+DEFAULTS_KEYS = ("preset",)  # non-setting keys of [defaults]
+TOP_KEYS = ("description", "defaults", "job")  # the manifest's top level
+_SETTING_KEYS = (*SECTIONS, *FLAT_INDEX, "schedule", "react")
+
+VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".gif")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
+
+# Rough cost of ONE gradient step on a 1-megapixel image, in seconds, for --dry-run estimates.
+# Measured once (not at run time) on a 2-core x86 CPU with TensorFlow 2.x: InceptionV3 ~1.9 s,
+# EfficientNet-Lite0 ~0.22 s. A GPU is 10-50x faster, so on one these are upper bounds. Once a job
+# has run, the seconds_per_frame of its settings JSON is used instead.
+SECONDS_PER_MEGAPIXEL_STEP: dict[str, float] = {"inception_v3": 2.0, "efficientnet_lite0": 0.25}
+DEFAULT_SECONDS_PER_MEGAPIXEL_STEP = 2.0  # other models
+SECONDS_PER_STEP_CALL = 0.02  # fixed cost of one step at one octave whatever its size (dominates small frames)
+SECONDS_PER_FRAME_OVERHEAD = 0.03  # decode, flow, colour match, encode, saving the resume frame
+
+EventFn = Callable[[str], None]
+ProgressFn = Callable[[int, "int | None"], None]
+
+
+def _noop(*_: Any) -> None:
+    pass
+
+
+# --- the manifest --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One validated [[job]] of a manifest."""
+
+    index: int  # 1-based position in the manifest, as in error messages and log names
+    name: str  # the job's name (default: the output's stem); unique within the manifest
+    kind: str  # "image", "video" or "zoom"
+    input: Path | None  # absolute input path; None only for a zoom from noise (zoom.noise = true)
+    output: Path  # absolute output path (a folder for PNG frames when `folder` is true)
+    folder: bool  # True when the output is a PNG-frames folder (written with a trailing '/')
+    audio: Path | None  # zoom only: absolute path of a sound track; None = none
+    preset: str | None  # the preset the settings start from (the job's, else the defaults'); None = defaults
+    settings: Settings  # fully resolved settings
+    overrides: dict[str, Any] = field(default_factory=dict)  # the job's own settings keys, as written
+
+    @property
+    def label(self) -> str:
+        """'job 2 ("beach")', the way errors and events name a job."""
+        return f'job {self.index} ("{self.name}")'
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated batch manifest."""
+
+    path: Path  # the manifest file, absolute
+    description: str  # optional top-level description ("" when absent)
+    jobs: tuple[Job, ...]  # in file order
+    log_dir: Path  # where the per-job logs go: <manifest-stem>.logs/ beside the manifest
+
+    def log_path(self, job: Job) -> Path:
+        """The job's log file: NN-name.log (name reduced to safe characters)."""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", job.name).strip("-.") or "job"
+        return self.log_dir / f"{job.index:02d}-{slug[:60]}.log"
+
+
+def _unknown(where: str, key: str, valid: tuple[str, ...] | list[str], fallback: str) -> ConfigError:
+    hint = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.75)
+    tail = f" (did you mean {hint[0]!r}?)" if hint else f"; {fallback}"
+    return ConfigError(f"{where}: unknown key {key!r}{tail}")
+
+
+def _split(where: str, table: Mapping[str, Any], own: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(own keys, settings keys) of a table; ConfigError for a key that is neither."""
+    mine: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in own:
+            mine[key] = value
+        elif key in _SETTING_KEYS:
+            settings[key] = value
+        else:
+            raise _unknown(where, key, (*own, *_SETTING_KEYS),
+                           f"use {', '.join(own)} or a setting (see `dreamvideo presets show default`)")
+    return mine, settings
+
+
+def _string(where: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: {key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return Path(os.path.abspath(p if p.is_absolute() else base / p))
+
+
+def _preset_ref(base: Path, value: str) -> str:
+    """A preset name stays a name; a path (.toml or with a slash) resolves against the manifest's folder."""
+    if value.endswith(".toml") or "/" in value or os.sep in value:
+        return str(_resolve(base, value))
+    return value
+
+
+def _is_folder(value: str) -> bool:
+    return value.endswith(("/", os.sep)) or Path(value).suffix == ""
+
+
+def _default_name(output: str) -> str:
+    """A job's name when it has none: the output's stem (a frames folder's name)."""
+    p = Path(output.rstrip("/" + os.sep) or "output")
+    return p.name if _is_folder(output) else p.stem
+
+
+def _check_model(where: str, settings: Settings) -> None:
+    """Unknown model or layer names are manifest errors (no model is built here)."""
+    from .model import check_layers, get_spec
+
+    d = settings.dream
+    if d.model is None:
+        return
+    try:
+        spec = get_spec(d.model)
+        if spec.layers:
+            check_layers(spec, d.layers)
+    except ModelError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _check_encode(where: str, settings: Settings) -> None:
+    from .encode import X264_PRESETS
+
+    if settings.encode.encoder_preset not in X264_PRESETS:
+        raise ConfigError(f"{where}: encoder_preset {settings.encode.encoder_preset!r} is unknown: "
+                          f"use one of {', '.join(X264_PRESETS)}")
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest; ConfigError (one line naming file, job and key) on any problem."""
+    shown = str(path)  # errors name the file as the user gave it
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    data = read_toml(path)
+    base = path.parent
+    for key in data:
+        if key not in TOP_KEYS:
+            raise _unknown(shown, key, TOP_KEYS, "a manifest has [defaults] and [[job]] tables (and a description)")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"{shown}: description must be a string")
+
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{shown}: defaults must be a table: write [defaults]")
+    where = f"{shown}: [defaults]"
+    own, default_settings = _split(where, defaults, DEFAULTS_KEYS)
+    default_preset = _preset_ref(base, _string(where, "preset", own["preset"])) if "preset" in own else None
+    try:
+        merge(load_preset(default_preset), default_settings, source=where)
+    except ConfigError as err:
+        msg = str(err)
+        raise ConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+    raw_jobs = data.get("job")
+    if raw_jobs is None:
+        raise ConfigError(f"{shown}: no jobs: add [[job]] tables with kind, input and output")
+    if isinstance(raw_jobs, dict):
+        raise ConfigError(f"{shown}: write each job as [[job]] (double brackets), not [job]")
+    if not isinstance(raw_jobs, list) or not raw_jobs:
+        raise ConfigError(f"{shown}: no jobs: add [[job]] tables with kind, input and output")
+
+    explicit = [t.get("name") for t in raw_jobs if isinstance(t, dict) and isinstance(t.get("name"), str)]
+    jobs: list[Job] = []
+    outputs: dict[str, Job] = {}
+    sidecars: dict[str, Job] = {}
+    names: dict[str, Job] = {}
+    for index, table in enumerate(raw_jobs, start=1):
+        where = f"{shown}: job {index}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: must be a table of keys")
+        if "name" in table:
+            where = f'{where} ("{_string(where, "name", table["name"])}")'
+        elif isinstance(table.get("output"), str) and table["output"].strip():
+            where = f'{where} ("{_default_name(table["output"])}")'
+        job = _load_job(where, index, table, base, default_preset, default_settings)
+        if "name" not in table and (job.name in names or job.name in explicit):
+            job = dataclasses.replace(job, name=f"{job.name}-{index}")  # two outputs with one stem
+        where = f"{shown}: {job.label}"
+        for other_map, key, what in ((outputs, str(job.output), "output"),
+                                     (sidecars, str(_settings_path(job)), "settings file"),
+                                     (names, job.name, "name")):
+            other = other_map.get(key)
+            if other is not None:
+                raise ConfigError(f"{where}: {what} {key!r} is also {other.label}'s: each job needs its own")
+            other_map[key] = job
+        jobs.append(job)
+    return Manifest(path=path, description=description.strip(), jobs=tuple(jobs),
+                    log_dir=path.parent / f"{path.stem}.logs")
+
+
+def _load_job(where: str, index: int, table: dict[str, Any], base: Path, default_preset: str | None,
+              default_settings: dict[str, Any]) -> Job:
+    own, job_settings = _split(where, table, JOB_KEYS)
+    overrides = own.get("overrides", {})
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{where}: overrides must be a table of settings, e.g. overrides = {{ steps = 4 }}")
+    _, extra = _split(f"{where}: overrides", overrides, ())
+    for missing in ("kind", "output"):
+        if missing not in own:
+            raise ConfigError(f"{where}: missing key {missing!r}: each job needs kind, input and output")
+    kind = _string(where, "kind", own["kind"])
+    if kind not in KINDS:
+        raise ConfigError(f"{where}: kind {kind!r} is unknown: use one of {', '.join(KINDS)}")
+    out_text = _string(where, "output", own["output"])
+    output = _resolve(base, out_text)
+    folder = kind != "image" and _is_folder(out_text)
+    name = own["name"] if "name" in own else _default_name(out_text)
+
+    preset = _preset_ref(base, _string(where, "preset", own["preset"])) if "preset" in own else default_preset
+    try:
+        settings = load_preset(preset)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    settings = merge(settings, default_settings, source=f"{where}: [defaults]")
+    settings = merge(settings, job_settings, source=where)
+    settings = merge(settings, extra, source=f"{where}: overrides")
+    _check_model(where, settings)
+    _check_encode(where, settings)
+
+    suffix = output.suffix.lower()
+    if kind == "image" and suffix not in IMAGE_EXTS:
+        raise ConfigError(f"{where}: output {out_text!r} is not an image: use .png, .jpg or .webp")
+    if kind != "image" and not folder and suffix not in VIDEO_EXTS:
+        raise ConfigError(f"{where}: output {out_text!r} is not a video: use .mp4, .mov, .mkv, .webm, .gif "
+                          "or a folder/ for PNG frames")
+
+    input_path: Path | None = None
+    if "input" in own:
+        in_text = _string(where, "input", own["input"])
+        input_path = _resolve(base, in_text)
+        in_suffix = input_path.suffix.lower()
+        if kind == "video" and in_suffix in IMAGE_EXTS:
+            raise ConfigError(f"{where}: input {in_text!r} is an image: a video job needs a video "
+                              "(use kind = \"zoom\" to animate a still)")
+        if kind in ("image", "zoom") and in_suffix in VIDEO_EXTS and in_suffix != ".gif":
+            raise ConfigError(f"{where}: input {in_text!r} is a video: a {kind} job needs an image "
+                              "(use kind = \"video\")")
+        if input_path == output:
+            raise ConfigError(f"{where}: output {out_text!r} is the input: choose another output name")
+        if kind == "zoom" and settings.zoom.noise:
+            raise ConfigError(f"{where}: a zoom starts from an input image or from noise, not both: "
+                              "drop input or noise = true")
+    elif not (kind == "zoom" and settings.zoom.noise):
+        raise ConfigError(f"{where}: missing key 'input'" + (" (or set noise = true)" if kind == "zoom" else ""))
+
+    audio: Path | None = None
+    if "audio" in own:
+        if kind != "zoom":
+            raise ConfigError(f"{where}: audio is for zoom jobs only: a {kind} job keeps its source's sound")
+        audio = _resolve(base, _string(where, "audio", own["audio"]))
+        if audio == output:
+            raise ConfigError(f"{where}: output {out_text!r} is the audio file: choose another output name")
+
+    return Job(index=index, name=name, kind=kind, input=input_path, output=output, folder=folder, audio=audio,
+               preset=preset, settings=settings, overrides={**job_settings, **extra})
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+@dataclass
+class JobOutcome:
+    """What happened to one job (or, in a dry run, what would)."""
+
+    job: Job  # the job
+    status: str  # "done", "skipped", "failed", or in a dry run "would-run", "would-resume", "would-skip"
+    seconds: float = 0.0  # wall time spent on the job (0 for skipped and dry-run jobs)
+    frames: int | None = None  # frames written, or in a dry run the estimate; None = unknown
+    resumed_frames: int = 0  # finished frames reused from an interrupted run (frames still to do, in a dry run: frames - this)
+    reason: str | None = None  # one line: why it failed, why it was skipped, or a dry-run remark
+    estimated_seconds: float | None = None  # dry run only: rough time the job would take
+    log: Path | None = None  # the job's log file (None in a dry run)
+
+
+@dataclass
+class BatchSummary:
+    """The outcome of run_batch."""
+
+    manifest: Path  # the manifest that ran
+    dry_run: bool  # True when nothing was rendered
+    outcomes: list[JobOutcome]  # one per job, in manifest order
+    seconds: float  # wall time of the whole batch
+
+    def _with(self, status: str) -> list[JobOutcome]:
+        return [o for o in self.outcomes if o.status == status]
+
+    @property
+    def done(self) -> list[JobOutcome]:
+        """Jobs rendered in this run."""
+        return self._with("done")
+
+    @property
+    def skipped(self) -> list[JobOutcome]:
+        """Jobs already done before this run."""
+        return self._with("skipped")
+
+    @property
+    def failed(self) -> list[JobOutcome]:
+        """Jobs that failed (the CLI exits 1 when there is any)."""
+        return self._with("failed")
+
+
+def _settings_path(job: Job) -> Path:
+    from .render import settings_path
+
+    return settings_path(job.output)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _recorded_digest(doc: Mapping[str, Any]) -> str | None:
+    """The settings digest a settings JSON records (or recomputed from its settings)."""
+    if isinstance(doc.get("digest"), str):
+        return doc["digest"]
+    try:
+        return settings_from_dict(doc.get("settings") or {}).digest()
+    except (DreamVideoError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def done_reason(job: Job) -> str | None:
+    """Why a job counts as already done, or None when it must run.
+
+    Done = the output exists, the settings JSON beside it records the same settings digest and the
+    same input, and the input has not been modified since that JSON was written.
+    """
+    out = job.output
+    if not out.exists():
+        return None
+    if out.is_dir() and not any(out.iterdir()):
+        return None  # an empty frames folder (created before a run that then failed)
+    sidecar = _settings_path(job)
+    doc = _read_json(sidecar)
+    if doc is None or _recorded_digest(doc) != job.settings.digest():
+        return None
+    if job.input is not None:
+        recorded = doc.get("input")
+        if not recorded or Path(os.path.abspath(recorded)) != job.input:
+            return None
+        try:
+            if job.input.stat().st_mtime_ns > sidecar.stat().st_mtime_ns:
+                return None  # the input was replaced after the render
+        except OSError:
+            pass  # input not mounted right now: the finished output still stands
+    if job.audio is not None and job.settings.encode.audio and doc.get("audio") != str(job.audio):
+        return None  # another sound track
+    return f"already done ({_show(out)}, same settings)"
+
+
+def _resumable_frames(job: Job) -> int:
+    """Finished frames an interrupted run left that a re-run would keep (0 if none or other settings)."""
+    from .resume import work_dir_for
+
+    state = _read_json(work_dir_for(job.output) / "state.json")
+    if not state or state.get("digest") != job.settings.digest():
+        return 0
+    try:
+        return max(int(state.get("frames_done", 0)), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _show(path: Path) -> str:
+    """A path relative to the current folder when it is below it, else absolute."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # pragma: no cover - other drive on Windows
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def _fmt_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _scaled(w: int, h: int, max_side: int | None) -> tuple[int, int]:
+    if max_side and max(w, h) > max_side:
+        k = max_side / max(w, h)
+        return max(int(round(w * k)), 1), max(int(round(h * k)), 1)
+    return w, h
+
+
+def _octave_area(octaves: int, scale: float) -> float:
+    """Pixels an octave pyramid processes, relative to the full size."""
+    return sum(scale ** (-2 * k) for k in range(max(octaves, 1)))
+
+
+def _default_model() -> str:
+    """The model an unset `model` will most likely use: InceptionV3 when its weights are at hand."""
+    from .model import DEFAULT_MODEL, FALLBACK_MODEL, find_weights, get_spec
+
+    try:
+        local = find_weights(get_spec(DEFAULT_MODEL)).kind in ("local", "cached")
+    except DreamVideoError:  # pragma: no cover
+        local = False
+    return DEFAULT_MODEL if local else FALLBACK_MODEL
+
+
+def estimate(job: Job) -> tuple[int | None, float | None, str]:
+    """(frames, seconds, remark) for a dry run. Probes the input; measures nothing.
+
+    Frames: 1 for an image; render.estimate_frames for a video; seconds * fps for a zoom.
+    Seconds: frames x the last run's seconds_per_frame when a settings JSON is beside the output,
+    else from rough constants: per frame, steps x (megapixels x SECONDS_PER_MEGAPIXEL_STEP summed over
+    the octaves + SECONDS_PER_STEP_CALL per octave) + SECONDS_PER_FRAME_OVERHEAD; the first frame
+    of a video or zoom uses steps/octaves, the rest warm_steps/warm_octaves.
+    """
+    from .probe import probe
+    from .render import estimate_frames
+
+    s = job.settings
+    remark = ""
+    size: tuple[int, int] | None = None
+    frames: int | None = None
+    if job.kind == "zoom":
+        frames = max(1, int(Fraction(s.zoom.seconds) * Fraction(s.zoom.fps) + Fraction(1, 2)))  # as zoom.frame_count
+        size = s.zoom.size
+    if job.input is not None:
+        try:
+            info = probe(job.input)
+        except DreamVideoError as err:
+            remark = f"input not readable now, the job will fail unless that changes: {err}"
+            info = None
+        if info is not None:
+            if job.kind == "video":
+                if info.fps is None:
+                    remark = "input is not a video: the job will fail"
+                else:
+                    frames = estimate_frames(info, s)
+            elif job.kind == "image":
+                frames = 1
+            if size is None and info.width and info.height:
+                size = _scaled(info.width, info.height, s.dream.max_side)
+    if job.kind == "image" and frames is None and not remark:
+        frames = 1
+    if frames is None:
+        return None, None, remark
+    doc = _read_json(_settings_path(job))
+    per_frame = None
+    if doc:
+        spf = doc.get("seconds_per_frame")
+        if spf is None and job.kind == "image":
+            spf = doc.get("seconds")
+        if isinstance(spf, (int, float)) and spf > 0:
+            per_frame = float(spf)
+            remark = remark or "time from the last run"
+    if per_frame is not None:
+        return frames, frames * per_frame, remark
+    if size is None:
+        return frames, None, remark
+    d, v = s.dream, s.video
+    mp = size[0] * size[1] / 1e6
+    rate = SECONDS_PER_MEGAPIXEL_STEP.get(d.model or _default_model(), DEFAULT_SECONDS_PER_MEGAPIXEL_STEP)
+
+    def cost(steps: int, octaves: int) -> float:
+        return steps * (mp * rate * _octave_area(octaves, d.octave_scale) + octaves * SECONDS_PER_STEP_CALL)
+
+    first = cost(d.steps, d.octaves)
+    warm = cost(v.warm_steps, min(v.warm_octaves, d.octaves)) if (v.coherent or job.kind == "zoom") else first
+    return frames, first + max(frames - 1, 0) * warm + frames * SECONDS_PER_FRAME_OVERHEAD, remark
+
+
+class _Log:
+    """Append-only per-job log: timestamped lines, opened per write so a crash loses nothing."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, text: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.path, "a", encoding="utf-8") as fh:
+            for line in str(text).splitlines() or [""]:
+                fh.write(f"{stamp}  {line}\n")
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _render(job: Job, command: str, on_note: Callable[[str], None], on_progress: ProgressFn) -> Any:
+    """Call the job's renderer; returns its RenderResult."""
+    from .render import render_image, render_video
+
+    if job.input is not None and not job.input.exists():
+        raise InputError(f"input {str(job.input)!r} not found: check the path (or mount the drive) and run again")
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    if job.folder:
+        # render.py recognises a PNG-frames output by an existing folder (a Path drops the '/')
+        job.output.mkdir(exist_ok=True)
+    if job.kind == "image":
+        return render_image(job.input, job.output, job.settings, command=command, on_note=on_note)
+    if job.kind == "video":
+        return render_video(job.input, job.output, job.settings, command=command, on_progress=on_progress,
+                            on_note=on_note, resume=True)
+    try:
+        from .zoom import render_zoom
+    except ImportError as err:
+        raise DreamVideoError(f"zoom jobs are not available in this build ({err})") from None
+    return render_zoom(job.input, job.output, job.settings, command=command, on_progress=on_progress,
+                       on_note=on_note, resume=True, audio=job.audio)
+
+
+def _mark_settings_file(job: Job, manifest: Manifest) -> None:
+    """Add the settings digest and the batch (manifest, job) to the settings JSON the renderer wrote."""
+    path = _settings_path(job)
+    doc = _read_json(path)
+    if doc is None:
+        return
+    doc["digest"] = job.settings.digest()
+    doc["batch"] = {"manifest": str(manifest.path), "job": job.name, "index": job.index}
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(doc, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def run_batch(
+    manifest: Manifest,
+    *,
+    dry_run: bool = False,
+    on_event: EventFn = _noop,
+    on_progress: ProgressFn = _noop,
+    command: str | None = None,
+) -> BatchSummary:
+    """Run every job of a validated manifest in order; never raises for a job's failure.
+
+    on_event(line): one line per event ("[2/3] beach: done in 12.3 s ...", notes, failures).
+    on_progress(done, total): frames of the running job (total may be None or change).
+    command: the command line that started the batch, recorded in each settings JSON with the
+    manifest path and the job. KeyboardInterrupt is logged and re-raised (finished frames stay).
+    """
+    t0 = time.perf_counter()
+    n = len(manifest.jobs)
+    base_command = command or f"dreamvideo batch {manifest.path}"
+    outcomes: list[JobOutcome] = []
+    if not dry_run:
+        try:
+            manifest.log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot create the log folder {str(manifest.log_dir)!r} ({err.strerror}): "
+                              "put the manifest in a folder you can write to") from None
+    for job in manifest.jobs:
+        tag = f"[{job.index}/{n}] {job.name}"
+        what = f"{job.kind} {_show(job.input) if job.input else '(noise)'} -> {_show(job.output)}"
+        done = done_reason(job)
+        if dry_run:
+            outcomes.append(_plan(job, tag, what, done, on_event))
+            continue
+        log = _Log(manifest.log_path(job))
+        log(f"=== {job.label} of {manifest.path}: {what}")
+        log(f"settings digest {job.settings.digest()}, preset {job.preset or '(none)'}, "
+            f"overrides {json.dumps(job.overrides, default=str)}")
+        if done:
+            on_event(f"{tag}: skipped: {done}")
+            log(f"skipped: {done}")
+            outcomes.append(JobOutcome(job, "skipped", reason=done, log=log.path))
+            continue
+        on_event(f"{tag}: {what}")
+        start = time.perf_counter()
+
+        def note(message: str, tag: str = tag, log: _Log = log) -> None:
+            log(f"note: {message}")
+            on_event(f"{tag}: note: {message}")
+
+        job_command = f'{base_command} (manifest {manifest.path}, job {job.index} "{job.name}")'
+        try:
+            result = _render(job, job_command, note, on_progress)
+        except DreamVideoError as err:
+            outcomes.append(_failed(job, tag, _one_line(err), start, log, on_event))
+            continue
+        except KeyboardInterrupt:
+            log(f"interrupted after {_fmt_seconds(time.perf_counter() - start)}: finished frames are kept")
+            raise
+        except Exception as err:  # an unexpected bug must not cost the rest of the night
+            log(traceback.format_exc())
+            reason = f"{type(err).__name__}: {_one_line(err)} (traceback in {_show(log.path)})"
+            outcomes.append(_failed(job, tag, reason, start, log, on_event))
+            continue
+        seconds = time.perf_counter() - start
+        try:
+            _mark_settings_file(job, manifest)
+        except OSError as err:  # the output is fine; only the skip marker is missing
+            log(f"could not add the digest to the settings file: {err}")
+        resumed = int(getattr(result, "resumed_frames", 0) or 0)
+        frames = int(getattr(result, "frames", 1) or 1)
+        extra = f", {resumed} frames resumed" if resumed else ""
+        per_frame = seconds / max(frames - resumed, 1)
+        line = f"done in {_fmt_seconds(seconds)} ({frames} frame{'s' if frames != 1 else ''}{extra}, " \
+               f"{per_frame:.2f} s/frame) -> {_show(job.output)}"
+        log(line)
+        log(f"settings: {_show(result.settings_path)}")
+        on_event(f"{tag}: {line}")
+        outcomes.append(JobOutcome(job, "done", seconds=seconds, frames=frames, resumed_frames=resumed,
+                                   log=log.path))
+    return BatchSummary(manifest=manifest.path, dry_run=dry_run, outcomes=outcomes,
+                        seconds=time.perf_counter() - t0)
+
+
+def _failed(job: Job, tag: str, reason: str, start: float, log: _Log, on_event: EventFn) -> JobOutcome:
+    seconds = time.perf_counter() - start
+    log(f"FAILED after {_fmt_seconds(seconds)}: {reason}")
+    on_event(f"{tag}: FAILED: {reason}")
+    return JobOutcome(job, "failed", seconds=seconds, reason=reason, log=log.path)
+
+
+def _plan(job: Job, tag: str, what: str, done: str | None, on_event: EventFn) -> JobOutcome:
+    if done:
+        on_event(f"{tag}: would skip: {done}")
+        return JobOutcome(job, "would-skip", reason=done)
+    frames, seconds, remark = estimate(job)
+    resumable = _resumable_frames(job) if job.kind != "image" else 0
+    if frames is not None and resumable and seconds is not None:
+        seconds *= max(frames - resumable, 0) / max(frames, 1)
+    parts = [f"~{frames} frame{'s' if frames != 1 else ''}" if frames is not None else "frames unknown"]
+    if resumable:
+        parts.append(f"resumes after {resumable} finished")
+    parts.append(f"~{_fmt_seconds(seconds)}" if seconds is not None else "time unknown")
+    if remark:
+        parts.append(remark)
+    on_event(f"{tag}: would render {what} ({', '.join(parts)})")
+    return JobOutcome(job, "would-resume" if resumable else "would-run", frames=frames, resumed_frames=resumable,
+                      reason=remark or None, estimated_seconds=seconds)
+
+
+def format_summary(summary: BatchSummary) -> list[str]:
+    """The summary table as lines of text (the CLI prints them)."""
+    rows = []
+    for o in summary.outcomes:
+        if summary.dry_run:
+            time_text = f"~{_fmt_seconds(o.estimated_seconds)}" if o.estimated_seconds is not None else "-"
+        else:
+            time_text = _fmt_seconds(o.seconds) if o.status in ("done", "failed") else "-"
+        frames = "-" if o.frames is None else (f"{o.frames} ({o.resumed_frames} kept)" if o.resumed_frames else str(o.frames))
+        detail = o.reason if o.status in ("failed", "skipped", "would-skip") or (o.reason and summary.dry_run) \
+            else _show(o.job.output)
+        rows.append((str(o.job.index), o.job.name, o.status.upper() if o.status == "failed" else o.status,
+                     time_text, frames, detail or ""))
+    head = ("#", "job", "status", "time", "frames", "detail")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
+    lines = []
+    for r in [head, *rows]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+    if summary.dry_run:
+        total = sum(o.estimated_seconds or 0 for o in summary.outcomes)
+        frames = sum((o.frames or 0) - o.resumed_frames for o in summary.outcomes if o.status != "would-skip")
+        lines.append(f"dry run: {len(summary.outcomes)} jobs, ~{frames} frames to render, ~{_fmt_seconds(total)} "
+                     "estimated (rough); nothing was rendered")
+    else:
+        lines.append(f"{len(summary.done)} done, {len(summary.skipped)} skipped, {len(summary.failed)} failed "
+                     f"in {_fmt_seconds(summary.seconds)}; logs in {_show(summary.manifest.parent / (summary.manifest.stem + '.logs'))}")
+    return lines
