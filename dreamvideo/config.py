@@ -71,7 +71,7 @@ class ZoomConfig:
     loop: bool = False  # make the last frame lead into the first so the file repeats seamlessly
     loop_seconds: float = 1.0  # length of the cross-fade that closes a loop, seconds, > 0
     noise: bool = False  # start from seeded noise instead of an image
-    size: tuple[int, int] | None = None  # (width, height) of the animation; None = the input image's size (after max_side)
+    size: tuple[int, int] | None = None  # (width, height) of the animation; None = the input image's size (after max_side), or 640x360 for --noise
 
 
 @dataclass(frozen=True)

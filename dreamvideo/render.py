@@ -212,6 +212,8 @@ class VideoChain:
         rawf = raw.astype(np.float32)
         cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
         seeded = v.coherent and coh is not None and not cut and self.prev_out is not None
+        if int(dream_values.get("steps", d.steps)) <= 0:
+            warm_steps = 0  # steps 0 means no dreaming at all, seeded frames included
         if seeded:
             flow_bw, mask, _ = coh
             m = mask[..., None]
