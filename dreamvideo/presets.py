@@ -19,7 +19,7 @@ from typing import Any
 from .config import Settings, merge
 from .errors import ConfigError
 
-PACKAGE_DIR = Path(__file__).resolve().parent / "presets"
+PACKAGE_DIR = Path(__file__).resolve().parent / "preset_files"  # top-level presets/ links here
 
 
 @dataclass(frozen=True)
