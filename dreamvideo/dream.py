@@ -23,6 +23,12 @@ from .errors import ConfigError
 from .model import LoadedModel, check_layers, load_model
 
 
+# Reflected context around the image while computing gradients, pixels (at least the largest roll).
+# Measured on butterfly.jpg at 640 px with InceptionV3: without it the outer 8 px get 9.6/255 of
+# dream against 17.0 inside (an undreamed frame); with 16 px, 14.3 against 15.9, for ~8% more time.
+EDGE_PAD = 16
+
+
 @dataclass(frozen=True)
 class DreamParams:
     """The per-call knobs of a dream (a schedule may change them frame by frame)."""
@@ -90,8 +96,12 @@ class DreamEngine:
             terms = [tf.reduce_mean(tf.square(a)) if loss == "meansquare" else tf.reduce_mean(a) for a in acts]
             return tf.add_n(terms)
 
-        def tiled_gradient(img: tf.Tensor, shift: tf.Tensor, tile: tf.Tensor) -> tf.Tensor:
-            rolled = tf.roll(img, shift=shift, axis=[0, 1])
+        def tiled_gradient(img: tf.Tensor, shift: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor) -> tf.Tensor:
+            # Reflect-pad by the largest roll, so the roll's wrap seam and the network's own border
+            # fall outside the picture: without it the frame's edges are under-dreamed (EDGE_PAD).
+            h0, w0 = tf.shape(img)[0], tf.shape(img)[1]
+            padded = tf.pad(img, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+            rolled = tf.roll(padded, shift=shift, axis=[0, 1])
             h, w = tf.shape(rolled)[0], tf.shape(rolled)[1]
             # Balanced tiles: n tiles of near-equal size, so no sliver below the model's minimum.
             ny = (h + tile - 1) // tile
@@ -106,18 +116,26 @@ class DreamEngine:
                     x0 = tf.minimum(x0, tf.maximum(w - tf.maximum(tw, min_side), 0))
                     y1 = tf.minimum(y0 + tf.maximum(th, min_side), h)
                     x1 = tf.minimum(x0 + tf.maximum(tw, min_side), w)
+                    # The gradient of the tile alone, added into its place: the same sums as the
+                    # gradient with respect to the whole frame (zero outside the tile), without a
+                    # frame-sized temporary and a frame-sized add per tile (a 4K frame has 40 tiles).
+                    piece = rolled[y0:y1, x0:x1]
                     with tf.GradientTape() as tape:
-                        tape.watch(rolled)
-                        value = loss_fn(rolled[y0:y1, x0:x1])
-                    grads += tape.gradient(value, rolled)
-            return tf.roll(grads, shift=-shift, axis=[0, 1])
+                        tape.watch(piece)
+                        value = loss_fn(piece)
+                    g = tape.gradient(value, piece)
+                    begin, end = tf.stack([y0, x0, 0]), tf.stack([y1, x1, 3])
+                    grads = tf.raw_ops.TensorStridedSliceUpdate(
+                        input=grads, begin=begin, end=end, strides=tf.ones([3], tf.int32),
+                        value=grads[y0:y1, x0:x1] + g)
+            return tf.roll(grads, shift=-shift, axis=[0, 1])[pad:pad + h0, pad:pad + w0]
 
-        def ascend(img: tf.Tensor, shifts: tf.Tensor, step_size: tf.Tensor, tile: tf.Tensor) -> tf.Tensor:
+        def ascend(img: tf.Tensor, shifts: tf.Tensor, step_size: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor) -> tf.Tensor:
             self.trace_count += 1  # Python side effect: runs once per trace, not per call
             n = tf.shape(shifts)[0]
 
             def body(i: tf.Tensor, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-                g = tiled_gradient(x, shifts[i], tile)
+                g = tiled_gradient(x, shifts[i], tile, pad)
                 g = g / (tf.math.reduce_std(g) + 1e-8)
                 x = tf.clip_by_value(x + step_size * g, -1.0, 1.0)
                 return i + 1, x
@@ -132,6 +150,7 @@ class DreamEngine:
                 tf.TensorSpec([None, 2], tf.int32),  # one (dy, dx) roll per step
                 tf.TensorSpec([], tf.float32),  # step size
                 tf.TensorSpec([], tf.int32),  # tile side
+                tf.TensorSpec([], tf.int32),  # reflect padding, pixels, > max roll and < the image side
             ],
         )
         self._tf = tf
@@ -187,6 +206,7 @@ class DreamEngine:
                     self._tf.constant(shifts),
                     self._tf.constant(params.step_size, dtype=self._tf.float32),
                     self._tf.constant(tile, dtype=self._tf.int32),
+                    self._tf.constant(min(max(params.jitter, EDGE_PAD), min(oh, ow) - 1), dtype=self._tf.int32),
                 ).numpy()
                 detail = out - base
         return _from_dream_space(src + detail)
