@@ -25,7 +25,8 @@ from .model import LoadedModel, check_layers, load_model
 
 # Reflected context around the image while computing gradients, pixels (at least the largest roll).
 # Measured on butterfly.jpg at 640 px with InceptionV3: without it the outer 8 px get 9.6/255 of
-# dream against 17.0 inside (an undreamed frame); with 16 px, 14.3 against 15.9, for ~8% more time.
+# dream against 17.0 inside (an undreamed frame); with 16 px, 14.3 against 15.9. It costs about 20%
+# of a 640x360 first frame (bench/RESULTS.md: 16 px is a large share of the small octaves).
 EDGE_PAD = 16
 
 

@@ -234,17 +234,17 @@ def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_pa
     from dreamvideo.config import Settings
     from dreamvideo.render import render_video
 
-    clip = make_clip(tmp_path / "clip.mp4", seconds=3.0, fps="10", size="96x64")  # 30 frames
-    total = 30
+    clip = make_clip(tmp_path / "clip.mp4", seconds=8.0, fps="10", size="96x64")  # long enough to be caught mid-way
+    total = 80
     killed, changed, reference = tmp_path / "killed", tmp_path / "changed", tmp_path / "reference"
     runs = [(_cli(clip, killed), killed), (_cli(clip, changed), changed)]
-    # What the CLI flags resolve to; the uninterrupted reference renders here while those start.
+    kept, kept_changed = _kill_after(runs)  # poll from the start: on a quiet machine a render takes < 1 s
+    assert 3 <= kept < total and 3 <= kept_changed < total
+    # What the CLI flags resolve to; the uninterrupted reference.
     settings = Settings().replace(model="efficientnet_lite0", max_side=96, steps=2, octaves=1, warm_steps=1,
                                   flow="dis-fast")
     reference.mkdir()
     assert render_video(clip, reference, settings).resumed_frames == 0
-    kept, kept_changed = _kill_after(runs)
-    assert 3 <= kept < total and 3 <= kept_changed < total
     first_old = (work_dir_for(changed) / "frames" / "000001.png").read_bytes()
 
     # Run again with the same settings: it resumes, and the frames equal the uninterrupted ones.
@@ -256,7 +256,11 @@ def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_pa
     assert doc["resumed_frames"] == kept and doc["frames"] == total
     a, b = _folder_frames(killed), _folder_frames(reference)
     assert len(a) == len(b) == total
-    assert all(np.array_equal(x, y) for x, y in zip(a, b)), "resumed frames differ from an uninterrupted render"
+    # Equal up to rounding: TensorFlow's multithreaded kernels can differ in the last bits between
+    # processes under load (measured with InceptionV3, see README); a chain restarted from a raw
+    # frame instead of the saved one would differ by the whole carried dream.
+    diffs = [float(np.abs(x.astype(np.float32) - y).mean()) for x, y in zip(a, b)]
+    assert max(diffs) < 0.5, f"resumed frames differ from an uninterrupted render: {diffs}"
     assert not work_dir_for(killed).exists()
 
     # Run again with --steps changed: the old frames are discarded, and it says so.
