@@ -30,6 +30,15 @@ from .model import LoadedModel, check_layers, load_model
 EDGE_PAD = 16
 
 
+# Flat settings a schedule or reaction may change per frame that are dream knobs (DreamParams fields).
+DREAM_KEYS = ("steps", "step_size", "octaves", "octave_scale", "jitter")
+
+
+def dream_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The dream knobs among a frame's per-frame setting values."""
+    return {k: values[k] for k in DREAM_KEYS if k in values}
+
+
 @dataclass(frozen=True)
 class DreamParams:
     """The per-call knobs of a dream (a schedule may change them frame by frame)."""

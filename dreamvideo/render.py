@@ -199,6 +199,7 @@ class VideoChain:
         Returns (dreamed uint8 frame, info with 'cut' and 'seeded').
         """
         from .dream import DreamParams
+        from .dream import dream_values as pick_dream_values
         from .flow import is_scene_cut, warp
 
         values = dict(values or {})
@@ -208,7 +209,7 @@ class VideoChain:
         warm_steps = values.pop("warm_steps", v.warm_steps)
         warm_octaves = values.pop("warm_octaves", v.warm_octaves)
         warm_scale = float(values.pop("warm_step_scale", v.warm_step_scale))
-        dream_values = {k: values[k] for k in ("steps", "step_size", "octaves", "octave_scale", "jitter") if k in values}
+        dream_values = pick_dream_values(values)
         rawf = raw.astype(np.float32)
         cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
         seeded = v.coherent and coh is not None and not cut and self.prev_out is not None

@@ -306,10 +306,11 @@ def dream_frame(
     chain's ``warm_step_scale`` is not applied: at 0.35 a dive goes soft, 2.3x less edge energy).
     """
     from .dream import DreamParams
+    from .dream import dream_values as pick_dream_values
 
     values = dict(values or {})
     d, v, z = settings.dream, settings.video, settings.zoom
-    dream_values = {k: values[k] for k in ("steps", "step_size", "octaves", "octave_scale", "jitter") if k in values}
+    dream_values = pick_dream_values(values)
     h, w = start.shape[:2]
     if prev is None:
         seed_img = np.asarray(start, dtype=np.float32)
