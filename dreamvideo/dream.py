@@ -163,6 +163,7 @@ class DreamEngine:
                 tf.TensorSpec([], tf.int32),  # reflect padding, pixels, > max roll and < the image side
             ],
         )
+        self._loss_fn = loss_fn  # the same objective, uncompiled, for activation()
         self._tf = tf
 
     # -- public ---------------------------------------------------------------------------------
@@ -173,14 +174,7 @@ class DreamEngine:
 
     def activation(self, image: np.ndarray) -> float:
         """The dream loss (mean activation of the chosen layers) of an HxWx3 0..255 image."""
-        tf = self._tf
-        x = tf.constant(_to_dream_space(image))
-        acts = self.feature_model(self.spec.to_input(x[tf.newaxis]), training=False)
-        if not isinstance(acts, (list, tuple)):
-            acts = [acts]
-        if self.loss_kind == "meansquare":
-            return float(sum(tf.reduce_mean(tf.square(a)) for a in acts))
-        return float(sum(tf.reduce_mean(a) for a in acts))
+        return float(self._loss_fn(self._tf.constant(_to_dream_space(image))))
 
     def dream(self, image: np.ndarray, params: DreamParams, seed: int = 0) -> np.ndarray:
         """Dream an HxWx3 float32 (or uint8) 0..255 RGB image; returns float32 0..255 of the same size.
@@ -263,15 +257,6 @@ def clear_cache() -> None:
     with _ENGINES_LOCK:
         _ENGINES.clear()
         _MODELS.clear()
-
-
-def resize_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize HxWxC to (width, height) with area (down) or cubic (up) interpolation."""
-    import cv2
-
-    w, h = size
-    interp = cv2.INTER_AREA if w * h < image.shape[0] * image.shape[1] else cv2.INTER_CUBIC
-    return cv2.resize(image, (w, h), interpolation=interp)
 
 
 __all__ = ["DreamEngine", "DreamParams", "get_engine", "octave_sizes", "clear_cache"]

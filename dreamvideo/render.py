@@ -16,6 +16,7 @@ Temporal coherence, for each video frame t after the first (all on INPUT-frame f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -34,7 +35,6 @@ from .errors import ConfigError, InputError
 
 ProgressFn = Callable[[int, "int | None"], None]
 NoteFn = Callable[[str], None]
-
 
 
 def _noop(*_: Any) -> None:
@@ -149,12 +149,10 @@ def render_image(
     """Dream an image file into another (PNG/JPEG/WebP by extension), with a settings JSON beside it."""
     from .decode import read_image, resize_max_side
     from .dream import get_engine
-    from .encode import check_output_path, write_image
+    from .encode import check_output_path, output_kind, write_image
 
     start = time.perf_counter()
     input, output = Path(input), Path(output)
-    from .encode import output_kind
-
     if output_kind(output) != "image":
         raise ConfigError(f"output {str(output)!r} is not an image: use .png, .jpg or .webp")
     check_output_path(output, [input])
@@ -278,25 +276,39 @@ class Metrics:
         return out
 
 
-def _producer(frames: Iterator[np.ndarray], flow_method: str, need_flow_from: int, coherent: bool,
+def _producer(frames: Iterator[np.ndarray], flow_method: str, need_flow_from: int,
               out_q: "queue.Queue", stop: threading.Event) -> None:
-    """Background thread: decode and compute flow ahead of the dream (OpenCV releases the GIL)."""
+    """Background thread: decode and compute flow ahead of the dream (OpenCV releases the GIL).
+
+    Flow is computed from frame ``need_flow_from`` on (earlier frames are finished ones being
+    re-encoded), also for independent dreams, whose flicker is measured along the same flow.
+    Every put gives up once ``stop`` is set, so a failed render never leaves this thread blocked
+    on a full queue with the input still open (a batch runs many renders in one process).
+    """
     from .flow import FlowEstimator, coherence
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out_q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     try:
         est = FlowEstimator(flow_method)
         prev = None
         for index, raw in enumerate(frames):
-            if stop.is_set():
-                return
             coh = None
             if prev is not None and index >= need_flow_from:
                 coh = coherence(raw, prev, est)
             prev = raw
-            out_q.put((index, raw, coh))
-        out_q.put(None)
+            if not put((index, raw, coh)):
+                return
+        put(None)
     except BaseException as err:  # handed to the main thread, which raises it there
-        out_q.put(err)
+        put(err)
 
 
 def estimate_frames(info: Any, settings: Settings) -> int | None:
@@ -368,46 +380,41 @@ def render_video(
     metrics = Metrics()
     q: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
-    producer = threading.Thread(target=_producer, args=(frames, v.flow, done, v.coherent, q, stop), daemon=True)
+    producer = threading.Thread(target=_producer, args=(frames, v.flow, done, q, stop), daemon=True)
     producer.start()
     writer = None
     count = 0
     size: tuple[int, int] | None = None
     audio_from = input if (settings.encode.audio and info.has_audio) else None
     try:
-        while True:
-            item = q.get()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            index, raw, coh = item
+        # The writer opens at the first frame (its size is known then) and, as a context, finishes
+        # the file on success or aborts it (nothing under the final name) on any exception.
+        with contextlib.ExitStack() as stack:
+            while (item := q.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                index, raw, coh = item
+                if writer is None:
+                    size = (raw.shape[1], raw.shape[0])
+                    writer = stack.enter_context(open_writer(
+                        output, fps, size, crf=settings.encode.crf, encoder_preset=settings.encode.encoder_preset,
+                        audio_from=audio_from, audio_start=v.start, audio_duration=v.duration))
+                if index < done:
+                    out8 = work.load_frame(index)  # finished before the interruption: re-encode it
+                    if index == done - 1:
+                        chain.restore(raw, out8)
+                else:
+                    prev_raw, prev_out = chain.prev_raw, chain.prev_out
+                    values = timeline.values(index) if timeline is not None else None
+                    out8, step_info = chain.step(index, raw, coh, values)
+                    metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"])
+                    work.save_frame(index, out8)
+                writer.write(out8)
+                count += 1
+                on_progress(count, max(estimate or 0, count) if estimate else None)
             if writer is None:
-                size = (raw.shape[1], raw.shape[0])
-                writer = open_writer(output, fps, size, crf=settings.encode.crf,
-                                     encoder_preset=settings.encode.encoder_preset, audio_from=audio_from,
-                                     audio_start=v.start, audio_duration=v.duration)
-                writer.__enter__()
-            if index < done:
-                out8 = work.load_frame(index)  # finished before the interruption: re-encode it
-                if index == done - 1:
-                    chain.restore(raw, out8)
-            else:
-                prev_raw, prev_out = chain.prev_raw, chain.prev_out
-                values = timeline.values(index) if timeline is not None else None
-                out8, step_info = chain.step(index, raw, coh, values)
-                metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"])
-                work.save_frame(index, out8)
-            writer.write(out8)
-            count += 1
-            on_progress(count, max(estimate or 0, count) if estimate else None)
-        if writer is None:
-            raise InputError(f"{input}: no frame could be decoded: check the file plays, and --start/--duration")
-        writer.__exit__(None, None, None)
-    except BaseException as err:
-        stop.set()
-        if writer is not None:
-            writer.__exit__(type(err), err, err.__traceback__)
+                raise InputError(f"{input}: no frame could be decoded: check the file plays, and --start/--duration")
+    except BaseException:
         if work.frames_done == 0:
             work.remove()  # nothing finished: leave no trace beside the output
         raise
