@@ -269,10 +269,9 @@ def analyze(samples: np.ndarray, sample_rate: int, fps: Fraction, n_frames: int 
     ``n_frames`` defaults to the frames that cover the audio (``ceil(duration * fps)``); when given,
     the features are cut to it or padded with silence (audio shorter than the video).
     """
-    if not isinstance(fps, Fraction):
-        fps = Fraction(fps).limit_denominator(100_000) if isinstance(fps, float) else Fraction(fps)
-    if fps <= 0:
-        raise ConfigError(f"fps must be > 0, got {fps}: use e.g. 30 or 24000/1001")
+    from .config import parse_fps
+
+    fps = parse_fps(fps)
     sample_rate = int(sample_rate)
     if sample_rate < 1000:
         raise InputError(f"audio sample rate {sample_rate} Hz is too low: decode at e.g. {SAMPLE_RATE} Hz")

@@ -27,6 +27,7 @@ from typing import IO, Collection, Sequence
 
 import numpy as np
 
+from .config import parse_fps
 from .errors import ConfigError, MediaError, OutputError
 from .probe import audio_cut_args, ffmpeg_exe, ffmpeg_path_arg
 
@@ -152,17 +153,6 @@ def _remove(path: Path) -> None:
         pass
 
 
-def _as_fps(fps: Fraction | int | str | float) -> Fraction:
-    if isinstance(fps, float):
-        # A float cannot hold 24000/1001; recover the rational it came from.
-        value = Fraction(fps).limit_denominator(100_000)
-    else:
-        value = Fraction(fps)
-    if value <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
-    return value
-
-
 class FrameWriter:
     """Write HxWx3 uint8 RGB frames to a video, GIF or PNG folder; use as a context manager.
 
@@ -204,7 +194,7 @@ class FrameWriter:
         if w < 1 or h < 1:
             raise ValueError(f"size must be positive (width, height), got {size}")
         self.path = Path(path)
-        self.fps = _as_fps(fps)
+        self.fps = parse_fps(fps)
         self.size = (w, h)
         self.crf = int(crf)
         self.encoder_preset = encoder_preset

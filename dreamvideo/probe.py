@@ -63,7 +63,10 @@ def ffmpeg_exe() -> str:
     """Path of the ffmpeg bundled with imageio-ffmpeg (there is no ffprobe)."""
     import imageio_ffmpeg
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # the bundled binary is missing or not executable
+        raise MediaError("ffmpeg is missing: use `pip install --force-reinstall imageio-ffmpeg`") from None
 
 
 def check_input_file(path: str | Path, what: str = "input") -> Path:

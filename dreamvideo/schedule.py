@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .audio import FEATURES  # ("loudness", "onsets", "low", "mid", "high"); audio.py is numpy-only
-from .config import FLAT_INDEX
+from .config import FLAT_INDEX, parse_fps
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -362,9 +362,7 @@ class Timeline:
         self.schedules = list(schedules)
         self.reactions = list(reactions)
         _check_unique(self.schedules, self.reactions)
-        self.fps = fps if isinstance(fps, Fraction) else Fraction(fps)
-        if self.fps <= 0:
-            raise ConfigError(f"fps must be > 0, got {fps}: use e.g. 30 or 24000/1001")
+        self.fps = parse_fps(fps)  # exact; a float such as 29.97 becomes 2997/100, as everywhere
         self.n_frames = int(n_frames)
         if self.n_frames < 0:
             raise ValueError(f"n_frames must be >= 0, got {n_frames}")

@@ -288,3 +288,17 @@ def test_good_reaction_forms():
     assert parse_reaction("zoom-per-second = onsets : 1.1 .. 2.0").name == "zoom_per_second"
     for spec in ("blend=onsets:0.9..0.5", "zoom_per_second=low:1.1..2,smooth=0.3"):
         assert parse_reaction(spec).spec == spec
+
+
+def test_float_frame_rate_is_the_same_rate_everywhere():
+    """29.97 given as a float to the analysis and the timeline is one rate (2997/100), not two."""
+    import numpy as np
+
+    from dreamvideo.audio import analyze
+    from dreamvideo.schedule import Timeline, parse_all
+
+    schedules, reactions = parse_all([], ["step_size=loudness:0.01..0.02"])
+    features = analyze(np.zeros(22050, np.float32), 22050, 29.97)
+    timeline = Timeline(schedules, reactions, 29.97, 10, features)
+    assert timeline.fps == Fraction(2997, 100) == features.fps
+    assert 0.01 <= timeline.values(3)["step_size"] <= 0.02
