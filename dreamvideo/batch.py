@@ -50,7 +50,6 @@ import re
 import time
 import traceback
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -402,8 +401,11 @@ def done_reason(job: Job) -> str | None:
     out = job.output
     if not out.exists():
         return None
-    if out.is_dir() and not any(out.iterdir()):
-        return None  # an empty frames folder (created before a run that then failed)
+    try:
+        if out.is_dir() and not any(out.iterdir()):
+            return None  # an empty frames folder (created before a run that then failed)
+    except OSError:
+        return None  # unreadable: not provably done, so the job runs (and reports its own error)
     sidecar = _settings_path(job)
     doc = _read_json(sidecar)
     if doc is None or _recorded_digest(doc) != job.settings.digest():
@@ -494,7 +496,9 @@ def estimate(job: Job) -> tuple[int | None, float | None, str]:
     size: tuple[int, int] | None = None
     frames: int | None = None
     if job.kind == "zoom":
-        frames = max(1, int(Fraction(s.zoom.seconds) * Fraction(s.zoom.fps) + Fraction(1, 2)))  # as zoom.frame_count
+        from .zoom import frame_count
+
+        frames = frame_count(s.zoom.seconds, s.zoom.fps)
         size = s.zoom.size
     if job.input is not None:
         try:
@@ -549,9 +553,12 @@ class _Log:
 
     def __call__(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with open(self.path, "a", encoding="utf-8") as fh:
-            for line in str(text).splitlines() or [""]:
-                fh.write(f"{stamp}  {line}\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                for line in str(text).splitlines() or [""]:
+                    fh.write(f"{stamp}  {line}\n")
+        except OSError:  # the log is best effort: a full disk must not stop the night's renders
+            pass
 
 
 def _one_line(err: BaseException) -> str:
@@ -574,10 +581,8 @@ def _render(job: Job, command: str, on_note: Callable[[str], None], on_progress:
     if job.kind == "video":
         return render_video(job.input, job.output, job.settings, command=command, on_progress=on_progress,
                             on_note=on_note, resume=True)
-    try:
-        from .zoom import render_zoom
-    except ImportError as err:
-        raise DreamVideoError(f"zoom jobs are not available in this build ({err})") from None
+    from .zoom import render_zoom
+
     return render_zoom(job.input, job.output, job.settings, command=command, on_progress=on_progress,
                        on_note=on_note, resume=True, audio=job.audio)
 
@@ -588,7 +593,6 @@ def _mark_settings_file(job: Job, manifest: Manifest) -> None:
     doc = _read_json(path)
     if doc is None:
         return
-    doc["digest"] = job.settings.digest()
     doc["batch"] = {"manifest": str(manifest.path), "job": job.name, "index": job.index}
     tmp = path.with_name(f".{path.name}.partial")
     tmp.write_text(json.dumps(doc, indent=2, default=str))

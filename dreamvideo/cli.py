@@ -346,7 +346,6 @@ def zoom(
 ) -> None:
     """Infinite zoom: from an image (or --noise), each frame is the last one moved by the camera and dreamed again."""
     with _user_errors():
-        from .errors import ConfigError
         from .zoom import render_zoom
 
         overrides = _dream_overrides(model=model, weights=weights, layers=layers, octaves=octaves, steps=steps,
@@ -364,10 +363,6 @@ def zoom(
             overrides["react"] = react
         overrides.update(_parse_set(set_))
         settings = _settings(preset, overrides)
-        if input is None and not settings.zoom.noise:
-            raise ConfigError("zoom needs a start: give an INPUT image, or --noise to start from noise")
-        if input is not None and settings.zoom.noise:
-            raise ConfigError("zoom starts from an INPUT image or from --noise, not both: drop one of them")
         progress = _Progress()
         try:
             result = render_zoom(input, output, settings, command=_command_line(), on_progress=progress,

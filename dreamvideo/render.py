@@ -371,9 +371,6 @@ def render_video(
         note(work.restarted_reason)
     if done:
         note(f"resuming: {done} finished frames kept from the interrupted render")
-    timeline = _timeline(settings, input if info.has_audio else None, fps, estimate, v.start, v.duration,
-                         cache=work.root / "features.npz")
-
     frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
                          max_frames=v.max_frames)
     chain = VideoChain(engine, settings)
@@ -390,6 +387,9 @@ def render_video(
         # The writer opens at the first frame (its size is known then) and, as a context, finishes
         # the file on success or aborts it (nothing under the final name) on any exception.
         with contextlib.ExitStack() as stack:
+            stack.enter_context(work.discard_if_empty())  # unwound last: after the writer aborts
+            timeline = _timeline(settings, input if info.has_audio else None, fps, estimate, v.start, v.duration,
+                                 cache=work.root / "features.npz")
             while (item := q.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
@@ -414,10 +414,6 @@ def render_video(
                 on_progress(count, max(estimate or 0, count) if estimate else None)
             if writer is None:
                 raise InputError(f"{input}: no frame could be decoded: check the file plays, and --start/--duration")
-    except BaseException:
-        if work.frames_done == 0:
-            work.remove()  # nothing finished: leave no trace beside the output
-        raise
     finally:
         stop.set()
     if estimate and count < estimate * 0.9:

@@ -12,11 +12,12 @@ Changed settings (another digest) or another input never mix with old frames: th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -100,6 +101,16 @@ class WorkDir:
         tmp = self.root / "state.json.tmp"
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.root / "state.json")
+
+    @contextlib.contextmanager
+    def discard_if_empty(self) -> Iterator[None]:
+        """On any exception before a first finished frame, remove the folder: leave no trace."""
+        try:
+            yield
+        except BaseException:
+            if self.frames_done == 0:
+                self.remove()
+            raise
 
     def remove(self) -> None:
         """Delete the folder once the output is complete."""

@@ -475,13 +475,14 @@ def render_zoom(
         note(work.restarted_reason)
     if done:
         note(f"resuming: {done} finished frames kept from the interrupted render")
-    timeline = _timeline(settings, audio, fps, total, 0.0, float(Fraction(total) / fps),
-                         cache=work.root / "features.npz")
-
     audio_from = audio if (audio is not None and settings.encode.audio) else None
     steps = _Steps()
-    with open_writer(output, fps, (w, h), crf=settings.encode.crf, encoder_preset=settings.encode.encoder_preset,
-                     audio_from=audio_from, audio_start=0.0, audio_duration=float(n / fps)) as writer:
+    with work.discard_if_empty(), open_writer(
+        output, fps, (w, h), crf=settings.encode.crf, encoder_preset=settings.encode.encoder_preset,
+        audio_from=audio_from, audio_start=0.0, audio_duration=float(n / fps),
+    ) as writer:
+        timeline = _timeline(settings, audio, fps, total, 0.0, float(Fraction(total) / fps),
+                             cache=work.root / "features.npz")
 
         def emit(frame: np.ndarray) -> None:
             writer.write(frame)

@@ -294,3 +294,16 @@ def test_bad_options_are_one_line_errors(tmp_path, args):
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert "Traceback" not in res.output
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_failure_before_the_first_frame_leaves_no_work_folder(tmp_path):
+    """--react on an --audio file without sound fails after the work folder opened: nothing stays behind."""
+    from conftest import make_clip
+    from dreamvideo.resume import work_dir_for
+
+    silent = make_clip(tmp_path / "silent.mp4", seconds=0.5, fps="10", size="64x64")
+    out = tmp_path / "z.mp4"
+    r = runner.invoke(app, ["zoom", "--noise", "--size", "64x64", "-o", str(out), "--seconds", "0.5", "--model",
+                            "tiny", "--audio", str(silent), "--react", "step_size=loudness:0.01..0.02"])
+    assert r.exit_code == 1 and "sound" in r.output and "Traceback" not in r.output, r.output
+    assert not out.exists() and not work_dir_for(out).exists()
