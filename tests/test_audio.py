@@ -20,6 +20,7 @@ from dreamvideo.audio import (
     save_features,
     write_plot,
 )
+from conftest import ffmpeg
 from dreamvideo.errors import ConfigError, InputError
 
 SR = 22050
@@ -201,6 +202,9 @@ def test_plot_long_track_keeps_short_onsets_visible():
     f = AudioFeatures(Fraction(25), zeros, env, np.array([100, 2500, 4900]), zeros, zeros, zeros)
     img = plot_features(f, 600, 300)
     assert img.shape == (300, 600, 3)
+    onset_colour = np.array([255, 235, 120], np.uint8)  # the onset markers' colour
+    columns = np.flatnonzero((img == onset_colour).all(2).sum(0) > 30)
+    assert len(columns) == 3  # each one-frame onset still gets its own visible line
 
 
 def test_analysis_is_numpy_only():
@@ -211,25 +215,10 @@ def test_analysis_is_numpy_only():
 # ---------------------------------------------------------------------------------------------- decode path
 
 
-def _read_audio_or_skip():
-    try:
-        from dreamvideo.decode import read_audio  # noqa: F401
-    except ImportError as err:
-        pytest.skip(f"dreamvideo.decode.read_audio is not importable yet ({err}); analyze_file needs it")
-
-
-def _ffmpeg(*args: str) -> None:
-    import imageio_ffmpeg
-
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args],
-                   check=True, capture_output=True)
-
-
 @pytest.mark.parametrize("ext,codec", [("wav", "pcm_s16le"), ("m4a", "aac")])
-def test_analyze_file_decodes_with_ffmpeg(tmp_path, ext, codec):
-    _read_audio_or_skip()
+def test_analyze_file_decodes_withffmpeg(tmp_path, ext, codec):
     path = tmp_path / f"tone.{ext}"
-    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", codec, str(path))
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", codec, str(path))
     fps = Fraction(30)
     f = analyze_file(path, fps)
     assert abs(f.n_frames - 60) <= 2  # 2 s at 30 fps (AAC may add a few priming samples)
