@@ -513,18 +513,7 @@ def plot_features(f: AudioFeatures, width: int = 1200, height: int = 600) -> np.
 
 
 def write_plot(f: AudioFeatures, path, width: int = 1200, height: int = 600) -> None:
-    """Save :func:`plot_features` as an image file (PNG/JPEG by extension)."""
-    import cv2
+    """Save :func:`plot_features` as an image file (PNG/JPEG/WebP by extension), atomically."""
+    from .encode import write_image  # the one image writer: extension, folder and disk errors typed
 
-    from .errors import OutputError
-
-    img = plot_features(f, width, height)
-    path = Path(path)
-    if not path.parent.exists() and str(path.parent):
-        raise OutputError(f"folder {str(path.parent)!r} does not exist: create it or pick another output path")
-    try:
-        ok = cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise OutputError(f"cannot write {str(path)!r}: use a .png or .jpg path in a writable folder")
+    write_image(path, plot_features(f, width, height))

@@ -236,7 +236,10 @@ class FrameWriter:
     def _start(self) -> None:
         if self.kind == "frames":
             _remove(self._frames_dir)  # a crashed run's leftovers
-            self._frames_dir.mkdir()
+            try:
+                self._frames_dir.mkdir()
+            except OSError as err:
+                raise OutputError(f"cannot create {str(self._frames_dir)!r} ({err.strerror}): choose a folder you can write to") from None
             self._temps.append(self._frames_dir)
             return
         w, h = self._enc_size
@@ -284,7 +287,11 @@ class FrameWriter:
             ok, buf = cv2.imencode(".png", np.ascontiguousarray(frame[:, :, ::-1]))
             if not ok:
                 raise MediaError(f"OpenCV could not encode frame {self.frames_written + 1} as PNG")
-            buf.tofile(str(self._frames_dir / f"frame_{self.frames_written + 1:06d}.png"))
+            frame_path = self._frames_dir / f"frame_{self.frames_written + 1:06d}.png"
+            try:
+                buf.tofile(str(frame_path))
+            except OSError as err:  # a full disk: typed, and the writer aborts cleanly
+                raise OutputError(f"cannot write {str(frame_path)!r} ({err.strerror}): free space or choose another folder") from None
         else:
             assert self._proc is not None and self._proc.stdin is not None
             try:
@@ -405,22 +412,8 @@ class FrameWriter:
             self._err = None
 
 
-def open_writer(
-    path: str | Path,
-    fps: Fraction | int | str | float,
-    size: tuple[int, int],
-    *,
-    crf: int = 18,
-    encoder_preset: str = "medium",
-    audio_from: str | Path | None = None,
-    audio_start: float = 0.0,
-    audio_duration: float | None = None,
-) -> FrameWriter:
-    """A FrameWriter for ``path`` (see FrameWriter); use it in a ``with`` block."""
-    return FrameWriter(
-        path, fps, size, crf=crf, encoder_preset=encoder_preset,
-        audio_from=audio_from, audio_start=audio_start, audio_duration=audio_duration,
-    )  # fmt: skip
+# The public name the drivers use: the writer class itself (a wrapper repeated its whole signature).
+open_writer = FrameWriter
 
 
 def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95) -> None:
@@ -451,9 +444,9 @@ def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95) -> None
     try:
         buf.tofile(str(temp))
         os.replace(temp, p)
-    except PermissionError:
+    except OSError as err:  # permission, a full disk, a vanished folder
         _remove(temp)
-        raise OutputError(f"cannot write {str(p)!r}: permission denied; choose a folder you can write to") from None
+        raise OutputError(f"cannot write {str(p)!r} ({err.strerror}): choose a folder you can write to") from None
     except BaseException:
         _remove(temp)
         raise
