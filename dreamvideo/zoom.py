@@ -130,46 +130,33 @@ def step_transform(
     """One frame's camera step at ``fps``: camera_matrix(1 / fps), with per-frame ``values``
     (``zoom_per_second``, ``rotate_per_second`` from a schedule or audio reaction) applied."""
     values = values or {}
-    dt = float(1 / Fraction(fps)) if not isinstance(fps, float) else 1.0 / fps
+    dt = float(1 / Fraction(fps))  # Fraction takes a float exactly
     return camera_matrix(dt, size, zoom, zoom_per_second=values.get("zoom_per_second"),
                          rotate_per_second=values.get("rotate_per_second"))
-
-
-def _cv2_exact() -> bool:
-    """OpenCV >= 5 resamples float images at exact positions (bilinear, bicubic); 4.x quantises them to 1/32 px."""
-    import cv2
-
-    return int(cv2.__version__.split(".")[0]) >= 5
 
 
 def transform(img: np.ndarray, M: np.ndarray) -> np.ndarray:
     """Move an HxWx3 image (any dtype, 0..255) by the 2x3 affine ``M``: float32 0..255 out, same size.
 
-    Resampled with Catmull-Rom at exact sub-pixel positions (never rounded to whole pixels, nor to
-    OpenCV 4's 1/32 px grid, so slow zooms glide): a chain of hundreds of steps keeps positions
-    exact and neither rings nor smears; borders reflected (BORDER_REFLECT_101): content outside the frame is the frame's
-    own mirror, never black.
+    Resampled with Catmull-Rom at exact sub-pixel positions (never rounded to whole pixels; OpenCV
+    5, which pyproject requires, warps at exact positions where 4.x snapped them to 1/32 px), so slow
+    zooms glide and a chain of hundreds of steps keeps positions exact and neither rings nor smears.
+    Borders are reflected (BORDER_REFLECT_101): content outside the frame is the frame's own mirror,
+    never black.
     """
-    return _transform(img, M, use_cv2=_cv2_exact())
-
-
-def _transform(img: np.ndarray, M: np.ndarray, *, use_cv2: bool) -> np.ndarray:
     import cv2
 
     src = np.asarray(img, dtype=np.float32)
     h, w = src.shape[:2]
     M = np.asarray(M, dtype=np.float64)
-    if use_cv2:
-        cubic = cv2.warpAffine(src, M, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
-        sx, sy = _source_positions(M, w, h)
-        x0, y0 = np.floor(sx), np.floor(sy)
-        mx = (x0 + _smoothstep(sx - x0)).astype(np.float32)
-        my = (y0 + _smoothstep(sy - y0)).astype(np.float32)
-        smooth = cv2.remap(src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    else:
-        cubic, smooth = _warp_exact(src, M)
-    out = _CUBIC_SHARE * cubic + (1.0 - _CUBIC_SHARE) * smooth
-    return np.clip(out, 0.0, 255.0)
+    # 2/3 of OpenCV's bicubic (Keys -0.75) + 1/3 of bilinear at smoothstep-moved positions = Catmull-Rom.
+    cubic = cv2.warpAffine(src, M, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    sx, sy = _source_positions(M, w, h)
+    x0, y0 = np.floor(sx), np.floor(sy)
+    mx = (x0 + _smoothstep(sx - x0)).astype(np.float32)
+    my = (y0 + _smoothstep(sy - y0)).astype(np.float32)
+    smooth = cv2.remap(src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    return np.clip(_CUBIC_SHARE * cubic + (1.0 - _CUBIC_SHARE) * smooth, 0.0, 255.0)
 
 
 def _source_positions(M: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,45 +171,6 @@ def _source_positions(M: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.nda
 def _smoothstep(t: np.ndarray) -> np.ndarray:
     """Keys(0) weights as a bilinear position: 3t^2 - 2t^3."""
     return t * t * (3.0 - 2.0 * t)
-
-
-def _reflect101(i: np.ndarray, n: int) -> np.ndarray:
-    if n == 1:
-        return np.zeros_like(i)
-    period = 2 * n - 2
-    i = np.abs(i) % period
-    return np.where(i >= n, period - i, i)
-
-
-def _keys(t: np.ndarray, a: float = -0.75) -> list[np.ndarray]:
-    """OpenCV's bicubic (Keys, a = -0.75) weights for taps -1, 0, 1, 2 at fraction t."""
-    w0 = ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a
-    w1 = ((a + 2) * t - (a + 3)) * t * t + 1
-    u = 1 - t
-    w2 = ((a + 2) * u - (a + 3)) * u * u + 1
-    return [w0, w1, w2, 1.0 - w0 - w1 - w2]
-
-
-def _warp_exact(src: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(Keys(-0.75) bicubic, Keys(0) smooth-bilinear) affine warps with BORDER_REFLECT_101 at exact
-    float positions, in numpy: what the OpenCV 5 path computes, for OpenCV 4.x whose warps and
-    remaps snap positions to a 1/32 px grid (slow zooms would stick near the centre)."""
-    h, w = src.shape[:2]
-    sx, sy = _source_positions(M, w, h)
-    x0, y0 = np.floor(sx), np.floor(sy)
-    fx, fy = sx - x0, sy - y0
-    wx, wy = _keys(fx), _keys(fy)
-    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-    cols = [_reflect101(x0 + i - 1, w) for i in range(4)]
-    rows = [_reflect101(y0 + j - 1, h) for j in range(4)]
-    cubic = np.zeros(src.shape, dtype=np.float64)
-    for j in range(4):
-        for i in range(4):
-            cubic += (wy[j] * wx[i])[..., None] * src[rows[j], cols[i]]
-    ux, uy = _smoothstep(fx), _smoothstep(fy)
-    smooth = ((1 - uy) * (1 - ux))[..., None] * src[rows[1], cols[1]] + ((1 - uy) * ux)[..., None] * src[rows[1], cols[2]]
-    smooth += (uy * (1 - ux))[..., None] * src[rows[2], cols[1]] + (uy * ux)[..., None] * src[rows[2], cols[2]]
-    return cubic.astype(np.float32), smooth.astype(np.float32)
 
 
 # --- start images --------------------------------------------------------------------------------
