@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .config import FLAT_INDEX, SECTIONS, Settings, merge, settings_from_dict
+from .encode import IMAGE_SUFFIXES as IMAGE_EXTS, VIDEO_SUFFIXES as VIDEO_EXTS  # the encoder's own lists
 from .errors import ConfigError, DreamVideoError, InputError, ModelError, OutputError
 from .presets import load_preset, read_toml
 
@@ -63,8 +64,6 @@ DEFAULTS_KEYS = ("preset",)  # non-setting keys of [defaults]
 TOP_KEYS = ("description", "defaults", "job")  # the manifest's top level
 _SETTING_KEYS = (*SECTIONS, *FLAT_INDEX, "schedule", "react")
 
-VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".gif")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 
 # Rough cost of ONE gradient step on a 1-megapixel image, in seconds, for --dry-run estimates.
 # Measured once (not at run time) on a 2-core x86 CPU with TensorFlow 2.x: InceptionV3 ~1.9 s,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ def _writable(folder: Path) -> bool:
 
 def cache_dir() -> Path:
     """dreamvideo's own cache (converted weights): $DREAMVIDEO_CACHE, else ~/.cache/dreamvideo."""
-    env = os.environ.get("DREAMVIDEO_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "dreamvideo"
+    from .efficientnet import default_cache_dir
+
+    return default_cache_dir()
 
 
 def run_checks() -> list[Check]:

@@ -26,9 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .config import FLOWS as FLOW_METHODS  # one list of methods, shared with the settings check
 from .errors import ConfigError
-
-FLOW_METHODS = ("dis-fast", "dis-medium", "farneback")
 
 # Farneback parameters (pyr_scale, levels, winsize, iterations, poly_n, poly_sigma). The common
 # (0.5, 3, 15, 3, 5, 1.2) fails on large motion; these hold (see FIELD-NOTES, OpenCV).

@@ -165,6 +165,12 @@ def _effnet_layers() -> tuple[tuple[str, ...], tuple[str, ...]]:
         return (), ()
 
 
+def _effnet_min_side() -> int:
+    from . import efficientnet
+
+    return efficientnet.MIN_SIDE  # below this block4 sees less than a 4x4 map
+
+
 _INCEPTION_LAYERS = tuple(f"mixed{i}" for i in range(11))
 _VGG_LAYERS = tuple(f"block{b}_conv{c}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for c in range(1, n + 1))
 _MOBILENET_LAYERS = tuple(f"block_{i}_add" for i in (2, 4, 5, 7, 8, 9, 11, 12, 14, 15))
@@ -233,7 +239,7 @@ def _register_effnet() -> None:
             description="EfficientNet-Lite0 (ImageNet): bundled, works offline with no download",
             layers=layers,
             default_layers=defaults,
-            min_side=64,  # below this block4 sees less than a 4x4 map
+            min_side=_effnet_min_side(),
             build=_effnet,
             to_input=_effnet_input,
             bundled=_effnet_bundled,
@@ -350,7 +356,7 @@ def load_model(name: str | None, weights: str | Path | None = None) -> LoadedMod
     if name is None:
         try:
             loaded = load_model(DEFAULT_MODEL, weights)
-        except ModelError as err:
+        except ModelError:
             if weights is not None:
                 raise  # the user pointed at a file: a bad file is their error, not a reason to switch
             loaded = load_model(FALLBACK_MODEL)
