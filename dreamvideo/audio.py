@@ -45,7 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .decode import read_audio  # ffmpeg decoding lives in decode.py
 from .errors import ConfigError, InputError
+from .timing import parse_fps
 
 FEATURES: tuple[str, ...] = ("loudness", "onsets", "low", "mid", "high")
 SAMPLE_RATE = 22050  # what analyze_file decodes to
@@ -269,8 +271,6 @@ def analyze(samples: np.ndarray, sample_rate: int, fps: Fraction, n_frames: int 
     ``n_frames`` defaults to the frames that cover the audio (``ceil(duration * fps)``); when given,
     the features are cut to it or padded with silence (audio shorter than the video).
     """
-    from .config import parse_fps
-
     fps = parse_fps(fps)
     sample_rate = int(sample_rate)
     if sample_rate < 1000:
@@ -335,8 +335,6 @@ def analyze_file(
     n_frames: int | None = None,
 ) -> AudioFeatures:
     """Decode ``path``'s audio (mono, 22050 Hz, from ``start`` for ``duration`` seconds) and analyse it."""
-    from .decode import read_audio  # ffmpeg decoding lives in decode.py
-
     samples = read_audio(path, sample_rate=SAMPLE_RATE, start=start, duration=duration)
     return analyze(samples, SAMPLE_RATE, fps, n_frames=n_frames)
 
@@ -510,10 +508,3 @@ def plot_features(f: AudioFeatures, width: int = 1200, height: int = 600) -> np.
     else:
         cv2.putText(img, "no audio frames", (left + 10, top + plot_h // 2), font, fs, _TEXT, thick, cv2.LINE_AA)
     return img
-
-
-def write_plot(f: AudioFeatures, path, width: int = 1200, height: int = 600) -> None:
-    """Save :func:`plot_features` as an image file (PNG/JPEG/WebP by extension), atomically."""
-    from .encode import write_image  # the one image writer: extension, folder and disk errors typed
-
-    write_image(path, plot_features(f, width, height))

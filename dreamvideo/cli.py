@@ -8,17 +8,23 @@ in the signatures exits 2 with Typer's own message.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import shlex
 import sys
 import time
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Optional, get_type_hints
 
 import typer
 
 from . import __version__
-from .errors import DreamVideoError
+from .config import RULES, Rule, Settings, default_value, merge
+from .encode import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from .errors import ConfigError, DreamVideoError
+from .timing import parse_fps
 
 app = typer.Typer(
     name="dreamvideo",
@@ -29,22 +35,6 @@ app = typer.Typer(
 )
 presets_app = typer.Typer(help="List presets, or show one fully resolved.", invoke_without_command=True)
 app.add_typer(presets_app, name="presets")
-
-
-class Loss(str, Enum):
-    mean = "mean"
-    meansquare = "meansquare"
-
-
-class Flow(str, Enum):
-    dis_fast = "dis-fast"
-    dis_medium = "dis-medium"
-    farneback = "farneback"
-
-
-class Warp(str, Enum):
-    detail = "detail"
-    frame = "frame"
 
 
 def _version(value: bool) -> None:
@@ -62,37 +52,96 @@ def main(
     """DeepDream renderer for video, infinite zooms and overnight batches."""
 
 
-# --- shared options ------------------------------------------------------------------------------
+# --- options derived from the settings ------------------------------------------------------------
+# Every setting in config.RULES becomes a flag on the commands its rule names, in its help panel,
+# with its range and default in the help text: a new setting needs no edit here.
 
-PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name or .toml path (see `dreamvideo presets`).")]
-ModelOpt = Annotated[Optional[str], typer.Option(help="Model (see `dreamvideo models`); default inception_v3, else efficientnet_lite0 offline.")]
-WeightsOpt = Annotated[Optional[Path], typer.Option(help="Local weights file for the model (offline machines).", dir_okay=False)]
-LayersOpt = Annotated[Optional[str], typer.Option(help="Comma-separated layers to dream on, e.g. mixed3,mixed5.")]
-OctavesOpt = Annotated[Optional[int], typer.Option(min=1, help="Octave pyramid levels.")]
-OctScaleOpt = Annotated[Optional[float], typer.Option("--octave-scale", min=1.01, help="Size ratio between octaves.")]
-StepsOpt = Annotated[Optional[int], typer.Option(min=0, help="Gradient steps per octave (0 = no dreaming).")]
-StepSizeOpt = Annotated[Optional[float], typer.Option("--step-size", min=0.0, help="Step size in [-1,1] image units.")]
-JitterOpt = Annotated[Optional[int], typer.Option(min=0, help="Max random roll per step, pixels.")]
-TileOpt = Annotated[Optional[int], typer.Option("--tile-size", min=64, help="Max tile side for gradients, pixels (bounds memory).")]
-LossOpt = Annotated[Optional[Loss], typer.Option(help="Objective: mean activation or mean square.")]
-MaxSideOpt = Annotated[Optional[int], typer.Option("--max-side", min=32, help="Downscale so the longer side is at most this.")]
-SeedOpt = Annotated[Optional[int], typer.Option(help="Random seed (same seed + input + settings = same output).")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Any setting as KEY=VALUE, e.g. --set detail_decay=0.9 (repeatable).")]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output file (.mp4 .mov .mkv .webm .gif .png .jpg .webp) or folder/ for PNG frames.")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", rich_help_panel="Dream",
+                                                  help="Preset name or .toml path (see `dreamvideo presets`).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", rich_help_panel="Dream", help="Any setting as KEY=VALUE, e.g. --set detail_decay=0.9 (repeatable).")]
+ScheduleOpt = Annotated[Optional[list[str]], typer.Option(
+    "--schedule", rich_help_panel="Music", help='Keyframes in seconds, e.g. "step_size=0:0.01,10:0.03" (repeatable).')]
+ReactOpt = Annotated[Optional[list[str]], typer.Option(
+    "--react", rich_help_panel="Music", help='Audio reaction, e.g. "step_size=loudness:0.01..0.04" (repeatable).')]
+ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", rich_help_panel="Output",
+                                         help="Continue an interrupted render from its finished frames.")]
+_STILL = ", ".join(IMAGE_SUFFIXES)
+_MOVING = " ".join(VIDEO_SUFFIXES)
+ImageOut = Annotated[Path, typer.Option("--output", "-o", rich_help_panel="Output", help=f"Output image: {_STILL}.")]
+VideoOut = Annotated[Path, typer.Option("--output", "-o", rich_help_panel="Output",
+                                        help=f"Output video ({_MOVING}) or a folder/ for PNG frames.")]
+_TYPES = {"int": int, "float": float}
 
 
-def _dream_overrides(**kw: Any) -> dict[str, Any]:
-    """CLI values that were given (not None) as flat settings keys."""
-    out: dict[str, Any] = {}
-    for key, value in kw.items():
-        if value is None:
-            continue
-        if isinstance(value, Enum):
-            value = value.value
-        if isinstance(value, Path):
-            value = str(value)
-        out[key] = value
-    return out
+_PANELS = ("Dream", "Coherence", "Camera", "Input", "Music", "Output")  # --help shows them in this order
+
+
+def _default_text(name: str, rule: Rule) -> str:
+    """'default 24', 'default --coherent', '' for unset (the help says what unset means)."""
+    value = default_value(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        on, off = (rule.flag or f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}").split("/")
+        return f"default {on if value else off}"
+    if isinstance(value, tuple):
+        value = ",".join(format(v, "g") if isinstance(v, float) else str(v) for v in value)
+    return f"default {value}"
+
+
+def _panel_index(param: inspect.Parameter) -> int:
+    """Arguments first, then options in panel order (Typer lists panels as their first option comes)."""
+    info = next((m for m in getattr(param.annotation, "__metadata__", ()) if hasattr(m, "rich_help_panel")), None)
+    if info is None or isinstance(info, typer.models.ArgumentInfo):
+        return -1
+    panel = info.rich_help_panel
+    return _PANELS.index(panel) if panel in _PANELS else len(_PANELS)
+
+
+def _setting_option(name: str, rule: Rule) -> Any:
+    """The Annotated type of the flag for one setting (None = not given on the command line)."""
+    flag = rule.flag or "--" + name.replace("_", "-")
+    facts = [rule.describe().replace("within ", "")] if rule.kind in ("int", "float", "fps") else []
+    facts += [d] if (d := _default_text(name, rule)) else []
+    text = rule.help + (f" ({'; '.join(facts)})" if facts else "")
+    info = typer.Option(flag, help=text, rich_help_panel=rule.panel, show_default=False)
+    if rule.kind == "bool":
+        kind: Any = bool
+    elif rule.kind == "choice":
+        kind = Enum(name.title().replace("_", ""), [(c, c) for c in rule.choices], type=str)  # type: ignore[misc]
+    else:
+        kind = _TYPES.get(rule.kind, str)
+    return Annotated[Optional[kind], info]
+
+
+def with_settings(command: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorate a command taking ``given`` (flat settings given as flags): it gains one flag per
+    setting whose rule lists ``command``; the values given (not None) arrive in ``given``."""
+    names = [n for n, r in RULES.items() if command in r.commands]
+
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+        sig = inspect.signature(fn)
+        hints = get_type_hints(fn, include_extras=True)
+        own = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values() if p.name != "given"]
+        extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                   annotation=_setting_option(n, RULES[n])) for n in names]
+
+        @functools.wraps(fn)
+        def command_fn(**kw: Any) -> None:
+            given = {}
+            for n in names:
+                value = kw.pop(n)
+                if value is not None:
+                    given[n] = value.value if isinstance(value, Enum) else value
+            fn(**kw, given=given)
+
+        params = sorted([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra, key=_panel_index)
+        command_fn.__signature__ = sig.replace(parameters=params, return_annotation=None)  # type: ignore[attr-defined]
+        command_fn.__annotations__ = {p.name: p.annotation for p in params}
+        return command_fn
+
+    return decorate
 
 
 def _parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -102,22 +151,28 @@ def _parse_set(items: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
-            raise DreamVideoError(f"--set {item!r} is not KEY=VALUE: use e.g. --set blend=0.2")
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE: use e.g. --set blend=0.2")
         key, raw = item.split("=", 1)
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
+        except (tomllib.TOMLDecodeError, RecursionError):
             value = raw
         out[key.strip().replace("-", "_")] = value
     return out
 
 
-def _settings(preset: str | None, overrides: dict[str, Any]) -> Any:
-    """defaults < preset < CLI flags."""
-    from .config import merge
+def _settings(preset: str | None, given: dict[str, Any], set_: list[str] | None = None,
+              schedule: list[str] | None = None, react: list[str] | None = None) -> Settings:
+    """defaults < preset < flags < --set (flags and --set are both the command line)."""
     from .presets import load_preset
 
-    return merge(load_preset(preset), overrides, source="command line")
+    data: dict[str, Any] = {k: (str(v) if isinstance(v, Path) else v) for k, v in given.items()}
+    if schedule:
+        data["schedule"] = schedule
+    if react:
+        data["react"] = react
+    data.update(_parse_set(set_))
+    return merge(load_preset(preset), data, source="command line")
 
 
 @contextlib.contextmanager
@@ -167,33 +222,19 @@ def _command_line() -> str:
 
 
 @app.command()
+@with_settings("image")
 def image(
     input: Annotated[Path, typer.Argument(help="Input image (PNG, JPEG, WebP, ...).")],
-    output: OutputOpt,
+    output: ImageOut,
     preset: PresetOpt = None,
-    model: ModelOpt = None,
-    weights: WeightsOpt = None,
-    layers: LayersOpt = None,
-    octaves: OctavesOpt = None,
-    octave_scale: OctScaleOpt = None,
-    steps: StepsOpt = None,
-    step_size: StepSizeOpt = None,
-    jitter: JitterOpt = None,
-    tile_size: TileOpt = None,
-    loss: LossOpt = None,
-    max_side: MaxSideOpt = None,
-    seed: SeedOpt = None,
     set_: SetOpt = None,
+    given: dict[str, Any] | None = None,
 ) -> None:
     """Dream one image."""
     with _user_errors():
+        settings = _settings(preset, given or {}, set_)
         from .render import render_image
 
-        overrides = _dream_overrides(model=model, weights=weights, layers=layers, octaves=octaves,
-                                     octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter,
-                                     tile_size=tile_size, loss=loss, max_side=max_side, seed=seed)
-        overrides.update(_parse_set(set_))
-        settings = _settings(preset, overrides)
         start = time.perf_counter()
         result = render_image(input, output, settings, command=_command_line(), on_note=_note)
         typer.echo(f"wrote {result.output} ({result.width}x{result.height}, {result.model}, "
@@ -202,71 +243,26 @@ def image(
 
 # --- video ---------------------------------------------------------------------------------------
 
-FlowOpt = Annotated[Optional[Flow], typer.Option(help="Optical flow for coherence.")]
-WarpOpt = Annotated[Optional[Warp], typer.Option(help="Carry the dream 'detail' (dream minus raw) or the whole 'frame'.")]
-BlendOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Raw frame mixed into the warped dream: 0 = all dream, 1 = all raw.")]
-WarmStepsOpt = Annotated[Optional[int], typer.Option("--warm-steps", min=0, help="Steps per octave for frames seeded from the previous dream.")]
-StartOpt = Annotated[Optional[float], typer.Option(min=0.0, help="Start this many seconds into the source.")]
-DurationOpt = Annotated[Optional[float], typer.Option(min=0.001, help="Seconds of source to render.")]
-MaxFramesOpt = Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many frames.")]
-CrfOpt = Annotated[Optional[int], typer.Option(min=0, max=51, help="Quality: H.264/VP9 CRF (lower = better, bigger).")]
-ScheduleOpt = Annotated[Optional[list[str]], typer.Option("--schedule", help='Keyframes in seconds, e.g. "step_size=0:0.01,10:0.03" (repeatable).')]
-ReactOpt = Annotated[Optional[list[str]], typer.Option("--react", help='Audio reaction, e.g. "step_size=loudness:0.01..0.04" (repeatable).')]
-ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", help="Continue an interrupted render from its finished frames.")]
-
 
 @app.command()
+@with_settings("video")
 def video(
     input: Annotated[Path, typer.Argument(help="Input video (anything ffmpeg/OpenCV reads).")],
-    output: OutputOpt,
+    output: VideoOut,
     preset: PresetOpt = None,
-    model: ModelOpt = None,
-    weights: WeightsOpt = None,
-    layers: LayersOpt = None,
-    octaves: OctavesOpt = None,
-    octave_scale: OctScaleOpt = None,
-    steps: StepsOpt = None,
-    step_size: StepSizeOpt = None,
-    jitter: JitterOpt = None,
-    tile_size: TileOpt = None,
-    loss: LossOpt = None,
-    max_side: MaxSideOpt = None,
-    seed: SeedOpt = None,
-    flow: FlowOpt = None,
-    warp: WarpOpt = None,
-    blend: BlendOpt = None,
-    warm_steps: WarmStepsOpt = None,
-    independent: Annotated[bool, typer.Option("--independent", help="Dream every frame from scratch (boils; for comparison).")] = False,
-    start: StartOpt = None,
-    duration: DurationOpt = None,
-    max_frames: MaxFramesOpt = None,
-    crf: CrfOpt = None,
-    no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop the source's sound.")] = False,
+    set_: SetOpt = None,
     schedule: ScheduleOpt = None,
     react: ReactOpt = None,
-    report: Annotated[bool, typer.Option("--report", help="Print flicker, dream strength and drift.")] = False,
+    report: Annotated[bool, typer.Option("--report", rich_help_panel="Output",
+                                         help="Print flicker, dream strength and drift.")] = False,
     resume: ResumeOpt = True,
-    set_: SetOpt = None,
+    given: dict[str, Any] | None = None,
 ) -> None:
     """Dream a video, coherent in time, at the source's exact frame rate, with its audio."""
     with _user_errors():
+        settings = _settings(preset, given or {}, set_, schedule, react)
         from .render import render_video
 
-        overrides = _dream_overrides(model=model, weights=weights, layers=layers, octaves=octaves,
-                                     octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter,
-                                     tile_size=tile_size, loss=loss, max_side=max_side, seed=seed, flow=flow,
-                                     warp=warp, blend=blend, warm_steps=warm_steps, start=start, duration=duration,
-                                     max_frames=max_frames, crf=crf)
-        if independent:
-            overrides["coherent"] = False
-        if no_audio:
-            overrides["audio"] = False
-        if schedule:
-            overrides["schedule"] = schedule
-        if react:
-            overrides["react"] = react
-        overrides.update(_parse_set(set_))
-        settings = _settings(preset, overrides)
         progress = _Progress()
         try:
             result = render_video(input, output, settings, command=_command_line(), on_progress=progress,
@@ -294,19 +290,20 @@ def analyze(
     input: Annotated[Path, typer.Argument(help="An audio or video file with sound.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Plot image (.png or .jpg).")],
     fps: Annotated[Optional[str], typer.Option(help="Frame rate to align features to (default: the video's, else 30).")] = None,
-    start: StartOpt = None,
-    duration: DurationOpt = None,
+    start: Annotated[Optional[float], typer.Option(min=0.0, help="Start this many seconds into the file.")] = None,
+    duration: Annotated[Optional[float], typer.Option(min=0.001, help="Seconds to analyse.")] = None,
 ) -> None:
     """Plot loudness, onsets and band energies over time: what --react will drive the dream with."""
     with _user_errors():
-        from .audio import analyze_file, write_plot
-        from .config import parse_fps
+        from .audio import analyze_file, plot_features
+        from .encode import write_image
         from .probe import probe
 
+        rate = parse_fps(fps) if fps else None  # checked before the file is read
         info = probe(input)
-        rate = parse_fps(fps) if fps else (info.fps or parse_fps(30))
+        rate = rate or info.fps or parse_fps(30)
         features = analyze_file(input, rate, start=start or 0.0, duration=duration)
-        write_plot(features, output)
+        write_image(output, plot_features(features))
         typer.echo(f"wrote {output} ({features.duration:.1f} s at {rate} fps, {len(features.onset_frames)} onsets)")
 
 
@@ -314,59 +311,29 @@ def analyze(
 
 
 @app.command()
+@with_settings("zoom")
 def zoom(
-    output: OutputOpt,
+    output: VideoOut,
     input: Annotated[Optional[Path], typer.Argument(help="Start image (PNG, JPEG, WebP, ...); or use --noise.")] = None,
-    noise: Annotated[bool, typer.Option("--noise", help="Start from seeded noise instead of an image.")] = False,
-    seconds: Annotated[Optional[float], typer.Option(help="Length of the animation in seconds (default 10).")] = None,
-    fps: Annotated[Optional[str], typer.Option(help="Frames per second, exact: 30, 29.97 or 24000/1001 (default 30).")] = None,
-    zoom_per_second: Annotated[Optional[float], typer.Option("--zoom-per-second", help="Scale factor per second: > 1 dives in, < 1 pulls out (default 1.3).")] = None,
-    rotate_per_second: Annotated[Optional[float], typer.Option("--rotate-per-second", help="Degrees per second, counter-clockwise.")] = None,
-    translate_per_second: Annotated[Optional[str], typer.Option("--translate-per-second", help="Camera drift X,Y in widths/heights per second, e.g. 0.05,0.")] = None,
-    center: Annotated[Optional[str], typer.Option(help="Zoom/rotation centre X,Y as fractions of width/height, e.g. 0.3,0.6.")] = None,
-    loop: Annotated[bool, typer.Option("--loop", help="Make the last frame lead into the first: the file repeats seamlessly.")] = False,
-    loop_seconds: Annotated[Optional[float], typer.Option("--loop-seconds", help="Length of the cross-fade that closes a loop (default 1).")] = None,
-    size: Annotated[Optional[str], typer.Option(help="Animation size WxH, e.g. 640x360 (default: the image's, after --max-side).")] = None,
-    audio: Annotated[Optional[Path], typer.Option(help="Sound track to mux in, cut to the animation (also drives --react).", dir_okay=False)] = None,
+    soundtrack: Annotated[Optional[Path], typer.Option(
+        "--soundtrack", rich_help_panel="Music", dir_okay=False,
+        help="Sound file to mux in, cut to the animation (also drives --react).")] = None,
     preset: PresetOpt = None,
-    model: ModelOpt = None,
-    weights: WeightsOpt = None,
-    layers: LayersOpt = None,
-    octaves: OctavesOpt = None,
-    steps: StepsOpt = None,
-    step_size: StepSizeOpt = None,
-    max_side: MaxSideOpt = None,
-    seed: SeedOpt = None,
-    warm_steps: WarmStepsOpt = None,
-    crf: CrfOpt = None,
+    set_: SetOpt = None,
     schedule: ScheduleOpt = None,
     react: ReactOpt = None,
     resume: ResumeOpt = True,
-    set_: SetOpt = None,
+    given: dict[str, Any] | None = None,
 ) -> None:
     """Infinite zoom: from an image (or --noise), each frame is the last one moved by the camera and dreamed again."""
     with _user_errors():
+        settings = _settings(preset, given or {}, set_, schedule, react)
         from .zoom import render_zoom
 
-        overrides = _dream_overrides(model=model, weights=weights, layers=layers, octaves=octaves, steps=steps,
-                                     step_size=step_size, max_side=max_side, seed=seed, warm_steps=warm_steps,
-                                     crf=crf, seconds=seconds, fps=fps, zoom_per_second=zoom_per_second,
-                                     rotate_per_second=rotate_per_second, translate_per_second=translate_per_second,
-                                     center=center, loop_seconds=loop_seconds, size=size)
-        if noise:
-            overrides["noise"] = True
-        if loop:
-            overrides["loop"] = True
-        if schedule:
-            overrides["schedule"] = schedule
-        if react:
-            overrides["react"] = react
-        overrides.update(_parse_set(set_))
-        settings = _settings(preset, overrides)
         progress = _Progress()
         try:
             result = render_zoom(input, output, settings, command=_command_line(), on_progress=progress,
-                                 on_note=_note, resume=resume, audio=audio)
+                                 on_note=_note, resume=resume, audio=soundtrack)
         finally:
             progress.close()
         typer.echo(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
@@ -462,7 +429,7 @@ def _to_toml(data: dict[str, Any]) -> str:
 @app.command()
 def models(
     name: Annotated[Optional[str], typer.Argument(help="A model, to see its details.")] = None,
-    layers: Annotated[bool, typer.Option("--layers", help="List the layers one can dream on.")] = False,
+    list_layers: Annotated[bool, typer.Option("--list-layers", help="List the layers one can dream on.")] = False,
 ) -> None:
     """Each model, its default layers, and where its weights come from right now."""
     with _user_errors():
@@ -472,7 +439,7 @@ def models(
         for n in names:
             spec = get_spec(n)
             src = find_weights(spec, None)
-            if layers:
+            if list_layers:
                 typer.echo(f"{spec.name}: " + " ".join(spec.layers))
                 continue
             typer.echo(f"{spec.name:<20} {spec.description}")

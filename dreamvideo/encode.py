@@ -27,16 +27,17 @@ from typing import IO, Collection, Sequence
 
 import numpy as np
 
-from .config import parse_fps
+from .config import ENCODER_PRESETS
 from .errors import ConfigError, MediaError, OutputError
 from .probe import audio_cut_args, ffmpeg_exe, ffmpeg_path_arg
+from .timing import parse_fps
 
 H264_SUFFIXES = (".mp4", ".mov", ".mkv")
 VIDEO_SUFFIXES = (*H264_SUFFIXES, ".webm", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 # Output kinds, as returned by output_kind().
 KINDS = ("h264", "vp9", "gif", "frames", "image")
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+X264_PRESETS = ENCODER_PRESETS  # the settings' list: config checks it at merge
 # libvpx-vp9 has no presets: the nearest -cpu-used (0 = slowest/best .. 5 = fastest with -deadline good).
 _VP9_CPU_USED = {
     "ultrafast": 5, "superfast": 5, "veryfast": 5, "faster": 4, "fast": 3,
@@ -119,6 +120,16 @@ def check_output_path(
             raise OutputError(f"output folder {str(p)!r} holds other files: choose a new or empty folder for PNG frames")
 
 
+def check_crf(path: str | Path, crf: int) -> None:
+    """The quality range depends on the codec: H.264 takes crf 0..51, VP9 (.webm) 0..63 (the settings
+    allow 0..63; this is the per-output half of the rule, checked before any frame is dreamed)."""
+    kind = output_kind(path)
+    limit = 51 if kind == "h264" else 63
+    if not 0 <= int(crf) <= limit:
+        raise ConfigError(f"crf {crf} is outside 0..{limit} for {Path(path).suffix or 'this output'}: "
+                          "use 0..51 for .mp4/.mov/.mkv, 0..63 for .webm")
+
+
 def _temp_sibling(final: Path, tag: str) -> Path:
     """A hidden name next to ``final`` (same folder, so os.replace is atomic), same extension."""
     return final.parent / f".{final.name}.{tag}{final.suffix}"
@@ -188,8 +199,7 @@ class FrameWriter:
             )
         if encoder_preset not in X264_PRESETS:
             raise ConfigError(f"encoder_preset {encoder_preset!r} is unknown: use one of {', '.join(X264_PRESETS)}")
-        if not 0 <= int(crf) <= 63:
-            raise ConfigError(f"crf must be within 0..51 (0..63 for .webm), got {crf}")
+        check_crf(path, crf)
         w, h = (int(size[0]), int(size[1]))
         if w < 1 or h < 1:
             raise ValueError(f"size must be positive (width, height), got {size}")

@@ -21,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .errors import InputError, MediaError
+from .timing import snap_fps
 
 # ffmpeg demuxers that read a single still image (fps is meaningless for them).
 _STILL_FORMATS = ("image2",)
@@ -137,28 +138,6 @@ def audio_cut_args(start: float, duration: float | None) -> tuple[list[str], str
     if duration is not None:
         trim += f":duration={duration:.6f}"
     return before, trim + ",asetpts=PTS-STARTPTS"
-
-
-def snap_fps(value: float) -> Fraction:
-    """An exact frame rate from a double of it: 23.976023976 -> 24000/1001, 14.999925 -> 15.
-
-    Common rates (integers, halves, NTSC k*1000/1001) are preferred when the double is within a
-    relative 2e-5 of one of them (AVI headers store e.g. 66667 microseconds per frame for 15 fps);
-    anything else is recovered with ``Fraction(value).limit_denominator(100000)``.
-    """
-    if value <= 0:
-        raise ValueError(f"frame rate must be > 0, got {value}")
-    candidates = [
-        Fraction(round(value)),
-        Fraction(round(value * 2), 2),
-        Fraction(round(value * 1.001) * 1000, 1001),
-    ]
-    best = None
-    for cand in candidates:
-        if cand > 0 and abs(float(cand) - value) <= 2e-5 * value:
-            if best is None or cand.denominator < best.denominator:
-                best = cand
-    return best if best is not None else Fraction(value).limit_denominator(100_000)
 
 
 def _fps_from_text(text: str, k: str) -> float:

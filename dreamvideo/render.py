@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .config import Settings
+from .config import RULES, Settings
 from .errors import ConfigError, InputError
 
 ProgressFn = Callable[[int, "int | None"], None]
@@ -446,7 +446,7 @@ def _timeline(settings: Settings, media: Path | None, fps: Fraction, n_frames: i
         return None
     from .schedule import Timeline, parse_all
 
-    schedules, reactions = parse_all(settings.schedule, settings.react)
+    schedules, reactions = parse_all(settings.schedule, settings.react, RULES)
     features = None
     if reactions:
         from .audio import analyze_file, load_features, save_features

@@ -41,13 +41,14 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
 from .audio import FEATURES  # ("loudness", "onsets", "low", "mid", "high"); audio.py is numpy-only
-from .config import FLAT_INDEX, parse_fps
 from .errors import ConfigError
+from .timing import frame_time, parse_fps
 
 if TYPE_CHECKING:
     from .audio import AudioFeatures
@@ -56,47 +57,18 @@ SCHEDULE_FORM = "NAME=T:V,T:V[,...][,smooth] with T in seconds, e.g. step_size=0
 REACT_FORM = "NAME=FEATURE:LO..HI[,smooth=SECONDS], e.g. step_size=loudness:0.004..0.02 or blend=onsets:0.9..0.5"
 
 
-@dataclass(frozen=True)
-class Bound:
-    """The values a schedulable setting accepts."""
+class Bound(Protocol):
+    """What the grammar reads of a setting's rule (config.Rule): its range, and whether it may vary."""
 
-    integer: bool = False
-    lo: float | None = None  # minimum (None = unbounded)
-    hi: float | None = None  # maximum (None = unbounded)
-    lo_open: bool = False  # value must be > lo rather than >= lo
+    vary: bool  # may follow a schedule or reaction
+    integer: bool  # whole numbers only (values are rounded half-up per frame)
 
-    def describe(self) -> str:
-        if self.lo is not None and self.hi is not None:
-            return f"within {self.lo:g}..{self.hi:g}"
-        if self.lo is not None:
-            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
-        return "any number"
+    def describe(self) -> str: ...  # the range in words, for messages
 
-    def ok(self, v: float) -> bool:
-        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
-            return False
-        return self.hi is None or v <= self.hi
+    def ok(self, v: float) -> bool: ...  # True if v is inside the range
 
 
-# The numeric settings that may vary per frame (flat names from config.FLAT_INDEX), with the ranges
-# config._check enforces on them.
-SCHEDULABLE: dict[str, Bound] = {
-    # dream
-    "step_size": Bound(lo=0.0),
-    "steps": Bound(integer=True, lo=0),
-    "octaves": Bound(integer=True, lo=1),
-    "octave_scale": Bound(lo=1.0, lo_open=True),
-    "jitter": Bound(integer=True, lo=0),
-    # video
-    "blend": Bound(lo=0.0, hi=1.0),
-    "warm_steps": Bound(integer=True, lo=0),
-    "warm_octaves": Bound(integer=True, lo=1),
-    "detail_decay": Bound(lo=0.0, hi=1.0),
-    # zoom
-    "zoom_per_second": Bound(lo=0.0, lo_open=True),
-    "rotate_per_second": Bound(),
-}
-assert all(name in FLAT_INDEX for name in SCHEDULABLE), "schedulable names must be real settings"
+Rules = Mapping[str, Bound]  # flat setting name -> its rule: config.RULES
 
 
 def _num(x: float) -> str:
@@ -110,22 +82,23 @@ def _float(text: str) -> float:
     return v
 
 
-def _check_name(raw: str, fail) -> str:
+def _check_name(raw: str, fail, rules: Rules) -> str:
     name = raw.strip().replace("-", "_")
     if not name:
         fail("no setting name before '='")
-    if name not in SCHEDULABLE:
-        valid = ", ".join(sorted(SCHEDULABLE))
-        if name in FLAT_INDEX:
+    varying = sorted(n for n, r in rules.items() if r.vary)
+    if name not in varying:
+        valid = ", ".join(varying)
+        if name in rules:
             fail(f"{name!r} cannot vary over time (only numeric settings can: {valid})")
-        close = difflib.get_close_matches(name, list(SCHEDULABLE), n=1)
+        close = difflib.get_close_matches(name, varying, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         fail(f"unknown setting {name!r}{hint}; schedulable: {valid}")
     return name
 
 
-def _check_value(name: str, v: float, where: str, fail) -> None:
-    bound = SCHEDULABLE[name]
+def _check_value(name: str, v: float, where: str, fail, rules: Rules) -> None:
+    bound = rules[name]
     if not bound.ok(v):
         fail(f"{name} must be {bound.describe()}, got {_num(v)} {where}")
 
@@ -142,6 +115,7 @@ class Schedule:
     times: tuple[float, ...]
     values: tuple[float, ...]
     smooth: bool = False
+    integer: bool = False  # the setting takes whole numbers: per-frame values are rounded half-up
 
     def __post_init__(self) -> None:
         if not self.times or len(self.times) != len(self.values):
@@ -191,8 +165,11 @@ class Schedule:
         )
 
 
-def parse_schedule(spec: str) -> Schedule:
-    """``"step_size=0:0.005,10:0.02,20:0.005[,smooth]"`` -> Schedule; ConfigError showing the form."""
+def parse_schedule(spec: str, rules: Rules) -> Schedule:
+    """``"step_size=0:0.005,10:0.02,20:0.005[,smooth]"`` -> Schedule; ConfigError showing the form.
+
+    ``rules``: each setting's rule (config.RULES): which may vary, and their ranges.
+    """
 
     def fail(reason: str):
         raise ConfigError(f"bad schedule {spec!r}: {reason}; expected {SCHEDULE_FORM}")
@@ -202,7 +179,7 @@ def parse_schedule(spec: str) -> Schedule:
     if "=" not in spec:
         fail("missing '=' between the setting name and its keyframes")
     raw_name, body = spec.split("=", 1)
-    name = _check_name(raw_name, fail)
+    name = _check_name(raw_name, fail, rules)
     parts = [p.strip() for p in body.split(",")]
     smooth = False
     if parts and parts[-1].lower() in ("smooth", "linear"):
@@ -229,10 +206,10 @@ def parse_schedule(spec: str) -> Schedule:
             fail(f"time {_num(t)} is negative")
         if times and t <= times[-1]:
             fail(f"times must increase, but {_num(t)} follows {_num(times[-1])}")
-        _check_value(name, v, f"at {_num(t)} s", fail)
+        _check_value(name, v, f"at {_num(t)} s", fail, rules)
         times.append(t)
         values.append(v)
-    return Schedule(name=name, times=tuple(times), values=tuple(values), smooth=smooth)
+    return Schedule(name=name, times=tuple(times), values=tuple(values), smooth=smooth, integer=rules[name].integer)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,6 +225,7 @@ class Reaction:
     lo: float
     hi: float
     smoothing: float = 0.0
+    integer: bool = False  # the setting takes whole numbers: per-frame values are rounded half-up
 
     @property
     def spec(self) -> str:
@@ -269,8 +247,11 @@ class Reaction:
         return self.lo + (self.hi - self.lo) * x
 
 
-def parse_reaction(spec: str) -> Reaction:
-    """``"step_size=loudness:0.004..0.02[,smooth=0.3]"`` -> Reaction; ConfigError showing the form."""
+def parse_reaction(spec: str, rules: Rules) -> Reaction:
+    """``"step_size=loudness:0.004..0.02[,smooth=0.3]"`` -> Reaction; ConfigError showing the form.
+
+    ``rules``: each setting's rule (config.RULES): which may vary, and their ranges.
+    """
 
     def fail(reason: str):
         raise ConfigError(f"bad reaction {spec!r}: {reason}; expected {REACT_FORM}")
@@ -280,7 +261,7 @@ def parse_reaction(spec: str) -> Reaction:
     if "=" not in spec:
         fail("missing '=' between the setting name and FEATURE:LO..HI")
     raw_name, body = spec.split("=", 1)
-    name = _check_name(raw_name, fail)
+    name = _check_name(raw_name, fail, rules)
     head, *options = [p.strip() for p in body.split(",")]
     if not head:
         fail("nothing after '='")
@@ -298,8 +279,8 @@ def parse_reaction(spec: str) -> Reaction:
         lo, hi = _float(bounds[0]), _float(bounds[1])
     except ValueError:
         fail(f"range {rng!r} has a non-numeric end")
-    _check_value(name, lo, "at LO", fail)
-    _check_value(name, hi, "at HI", fail)
+    _check_value(name, lo, "at LO", fail, rules)
+    _check_value(name, hi, "at HI", fail, rules)
     smoothing = 0.0
     for opt in options:
         key, _, val = opt.partition("=")
@@ -311,7 +292,7 @@ def parse_reaction(spec: str) -> Reaction:
             fail(f"smooth={val.strip()!r} is not a number of seconds")
         if smoothing < 0:
             fail(f"smooth={_num(smoothing)} is negative")
-    return Reaction(name=name, feature=feature, lo=lo, hi=hi, smoothing=smoothing)
+    return Reaction(name=name, feature=feature, lo=lo, hi=hi, smoothing=smoothing, integer=rules[name].integer)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,21 +312,21 @@ def _check_unique(schedules: Sequence[Schedule], reactions: Sequence[Reaction]) 
             seen[item.name] = kind
 
 
-def parse_all(schedules: Sequence[str], reactions: Sequence[str]) -> tuple[list[Schedule], list[Reaction]]:
-    """Parse ``--schedule`` and ``--react`` specs; each setting may appear once in all of them."""
+def parse_all(
+    schedules: Sequence[str], reactions: Sequence[str], rules: Rules
+) -> tuple[list[Schedule], list[Reaction]]:
+    """Parse ``--schedule`` and ``--react`` specs; each setting may appear once in all of them.
+
+    ``rules``: each setting's rule (config.RULES): which may vary, and their ranges.
+    """
     if isinstance(schedules, str):
         schedules = [schedules]
     if isinstance(reactions, str):
         reactions = [reactions]
-    s = [parse_schedule(spec) for spec in schedules]
-    r = [parse_reaction(spec) for spec in reactions]
+    s = [parse_schedule(spec, rules) for spec in schedules]
+    r = [parse_reaction(spec, rules) for spec in reactions]
     _check_unique(s, r)
     return s, r
-
-
-def frame_time(frame: int, fps: Fraction) -> float:
-    """Seconds at the start of ``frame``: ``frame / fps`` computed exactly, then rounded once."""
-    return float(Fraction(frame) / fps)
 
 
 class Timeline:
@@ -414,9 +395,9 @@ class Timeline:
         for r in self.reactions:
             arr = self._reacted[r.name]
             out[r.name] = float(arr[min(frame, len(arr) - 1)]) if len(arr) else float(r.lo)
-        for name, v in out.items():
-            if SCHEDULABLE[name].integer:
-                out[name] = int(math.floor(v + 0.5))
+        for spec in (*self.schedules, *self.reactions):
+            if spec.integer:
+                out[spec.name] = int(math.floor(out[spec.name] + 0.5))
         return out
 
     def series(self, name: str) -> np.ndarray:

@@ -48,8 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import Settings, ZoomConfig
+from .config import RULES, Settings, ZoomConfig
 from .errors import ConfigError, InputError
+from .timing import frame_count
 from .render import (
     NoteFn,
     ProgressFn,
@@ -74,12 +75,6 @@ _CUBIC_SHARE = 2.0 / 3.0
 
 
 # --- counts --------------------------------------------------------------------------------------
-
-
-def frame_count(seconds: float, fps: Fraction) -> int:
-    """Frames in ``seconds`` at ``fps``: round(seconds * fps), half up, exact on the Fraction; >= 1."""
-    n = Fraction(seconds) * Fraction(fps)
-    return max(1, math.floor(n + Fraction(1, 2)))
 
 
 def loop_frame_count(zoom: ZoomConfig, n_frames: int) -> int:
@@ -388,7 +383,7 @@ def render_zoom(
     if settings.schedule or settings.react:  # fail on a bad spec before any work folder exists
         from .schedule import parse_all
 
-        parse_all(settings.schedule, settings.react)
+        parse_all(settings.schedule, settings.react, RULES)
         if settings.react and audio is None:
             raise ConfigError("--react needs a sound track: give zoom --audio FILE")
 

@@ -18,9 +18,9 @@ from dreamvideo.audio import (
     load_features,
     plot_features,
     save_features,
-    write_plot,
 )
 from conftest import ffmpeg
+from dreamvideo.encode import write_image
 from dreamvideo.errors import ConfigError, InputError
 
 SR = 22050
@@ -188,7 +188,7 @@ def test_plot_has_requested_size_and_content(tmp_path, track):
     with pytest.raises(ConfigError):
         plot_features(f, width=50, height=20)
     out = tmp_path / "features.png"
-    write_plot(f, out, 800, 400)
+    write_image(out, plot_features(f, 800, 400))
     import cv2
 
     assert cv2.imread(str(out)).shape == (400, 800, 3)

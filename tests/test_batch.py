@@ -334,7 +334,7 @@ PWN = "__import__('os').system('touch {marker}')"
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n'
      '[[job]]\nkind = "image"\ninput = "c.png"\noutput = "./b.png"\n', "is also job 1 (\"b\")'s"),
     ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\naudio = "x.wav"\n', "audio is for zoom jobs only"),
-    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nsteps = -1\n', "steps must be >= 0"),
+    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nsteps = -1\n', "steps must be within 0..1000, got -1"),
     ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nmodel = "resnet"\n', "unknown model 'resnet'"),
     ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nmodel = "tiny"\nlayers = ["mixed3"]\n',
      "unknown layer 'mixed3'"),
@@ -344,7 +344,7 @@ PWN = "__import__('os').system('touch {marker}')"
     ('[job]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n', "[[job]] (double brackets)"),
     ('jobs = []\n', "unknown key 'jobs' (did you mean 'job'?)"),
     ('[defaults]\nsteps = 2\n', "no jobs"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nsteps = "{pwn}"\n', "is not a valid int"),
+    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nsteps = "{pwn}"\n', "is not a whole number"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nloss = "{pwn}"\n', "loss \"__import__"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nmodel = "{pwn}"\n', "unknown model"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "{pwn}"\n', "not found"),

@@ -180,7 +180,7 @@ def test_models_lists_weights_sources_and_layers():
     for name in ("inception_v3", "vgg16", "mobilenet_v2", "efficientnet_lite0"):
         assert name in r.output
     assert "bundled" in r.output
-    r = runner.invoke(app, ["models", "inception_v3", "--layers"])
+    r = runner.invoke(app, ["models", "inception_v3", "--list-layers"])
     assert "mixed0" in r.output and "mixed10" in r.output
     r = runner.invoke(app, ["models", "nope"])
     assert r.exit_code == 1 and "unknown model" in r.output

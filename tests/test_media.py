@@ -15,7 +15,8 @@ import pytest
 from dreamvideo.decode import iter_frames, iter_timed_frames, read_audio, read_image, resize_max_side
 from dreamvideo.encode import FrameWriter, check_output_path, open_writer, output_kind, write_image
 from dreamvideo.errors import InputError, MediaError, OutputError
-from dreamvideo.probe import ffmpeg_exe, probe, require_video, snap_fps
+from dreamvideo.probe import ffmpeg_exe, probe, require_video
+from dreamvideo.timing import snap_fps
 
 NTSC = Fraction(24000, 1001)
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "media"

@@ -9,20 +9,31 @@ import numpy as np
 import pytest
 
 from dreamvideo.audio import AudioFeatures
-from dreamvideo.config import FLAT_INDEX, Settings
+from dreamvideo import schedule as grammar
+from dreamvideo.config import FLAT_INDEX, RULES, VARYING, Settings
 from dreamvideo.errors import ConfigError
 from dreamvideo.schedule import (
     FEATURES,
     REACT_FORM,
-    SCHEDULABLE,
     SCHEDULE_FORM,
     Reaction,
     Schedule,
     Timeline,
-    parse_all,
-    parse_reaction,
-    parse_schedule,
 )
+
+SCHEDULABLE = VARYING  # the settings' own rules: the grammar reads config.RULES
+
+
+def parse_schedule(spec):
+    return grammar.parse_schedule(spec, RULES)
+
+
+def parse_reaction(spec):
+    return grammar.parse_reaction(spec, RULES)
+
+
+def parse_all(schedules, reactions):
+    return grammar.parse_all(schedules, reactions, RULES)
 
 FPS_CASES = [Fraction(24), Fraction(30), Fraction(24000, 1001)]
 
@@ -107,7 +118,7 @@ def test_integer_settings_are_rounded_half_up():
 
 def test_single_keyframe_is_a_constant_and_specs_round_trip():
     s = parse_schedule(" octaves = 0:3 ")
-    assert s == Schedule("octaves", (0.0,), (3.0,), False)
+    assert s == Schedule("octaves", (0.0,), (3.0,), False, integer=True)
     assert s.value_at(0) == s.value_at(100) == 3.0
     for spec in ("step_size=0:0.005,10:0.02,20:0.005", "zoom_per_second=0:1.1,8:1.6,smooth", "rotate_per_second=1.5:-10,3:10"):
         assert parse_schedule(spec).spec == spec
@@ -266,7 +277,7 @@ def test_bad_schedules_show_the_expected_form(spec, reason):
         ("step_size=onset:0.004..0.02", "did you mean onsets"),
         ("stepsize=loudness:0.004..0.02", "unknown setting 'stepsize'"),
         ("blend=onsets:0.9..1.5", "blend must be within 0..1, got 1.5 at HI"),
-        ("zoom_per_second=onsets:0..2", "zoom_per_second must be > 0, got 0 at LO"),
+        ("zoom_per_second=onsets:0..2", "zoom_per_second must be within 0.01..100, got 0 at LO"),
         ("blend=onsets:0.9..0.5,smooth=fast", "not a number of seconds"),
         ("blend=onsets:0.9..0.5,smooth=-1", "negative"),
         ("blend=onsets:0.9..0.5,decay=1", "unknown option 'decay=1'"),
@@ -295,7 +306,6 @@ def test_float_frame_rate_is_the_same_rate_everywhere():
     import numpy as np
 
     from dreamvideo.audio import analyze
-    from dreamvideo.schedule import Timeline, parse_all
 
     schedules, reactions = parse_all([], ["step_size=loudness:0.01..0.02"])
     features = analyze(np.zeros(22050, np.float32), 22050, 29.97)

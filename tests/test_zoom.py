@@ -216,7 +216,7 @@ def test_noise_with_size_and_audio(tmp_path):
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=4", "-c:a", "aac", str(sound))
     out = tmp_path / "noise.mp4"
     res = runner.invoke(app, ["zoom", "--noise", "-o", str(out), "--size", "96x64", "--seconds", "1.5", "--fps", "10",
-                              "--audio", str(sound), "--model", "tiny", "--steps", "2", "--octaves", "2"])
+                              "--soundtrack", str(sound), "--model", "tiny", "--steps", "2", "--octaves", "2"])
     assert res.exit_code == 0, res.output
     info = probe(out)
     assert (info.width, info.height) == (96, 64)
@@ -296,6 +296,6 @@ def test_failure_before_the_first_frame_leaves_no_work_folder(tmp_path):
     silent = make_clip(tmp_path / "silent.mp4", seconds=0.5, fps="10", size="64x64")
     out = tmp_path / "z.mp4"
     r = runner.invoke(app, ["zoom", "--noise", "--size", "64x64", "-o", str(out), "--seconds", "0.5", "--model",
-                            "tiny", "--audio", str(silent), "--react", "step_size=loudness:0.01..0.02"])
+                            "tiny", "--soundtrack", str(silent), "--react", "step_size=loudness:0.01..0.02"])
     assert r.exit_code == 1 and "sound" in r.output and "Traceback" not in r.output, r.output
     assert not out.exists() and not work_dir_for(out).exists()
