@@ -20,8 +20,8 @@ from dreamvideo.audio import (
     save_features,
     write_plot,
 )
-from conftest import ffmpeg
 from dreamvideo.errors import ConfigError, InputError
+from helpers import ffmpeg
 
 SR = 22050
 CLICKS = [2.0 + 0.5 * k for k in range(6)]  # 2.0, 2.5, ..., 4.5 s

@@ -19,14 +19,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_clip
 from dreamvideo.batch import load_manifest, run_batch
 from dreamvideo.cli import app
 from dreamvideo.errors import ConfigError
 from dreamvideo.render import settings_path
 from dreamvideo.resume import work_dir_for
+from helpers import REPO, count_frames, folder_frames, make_clip
 
-REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 # Every job of these tests: tiny model, one octave, one step, small and fast encodes.
@@ -53,18 +52,6 @@ def _image(path: Path, w: int = 96, h: int = 64) -> Path:
     img += rng.normal(0, 12, img.shape)
     write_image(path, np.clip(img, 0, 255).astype(np.uint8))
     return path
-
-
-def _count_frames(path: Path) -> int:
-    from dreamvideo.decode import iter_frames
-
-    return sum(1 for _ in iter_frames(path))
-
-
-def _folder_frames(folder: Path) -> list[np.ndarray]:
-    from dreamvideo.decode import read_image
-
-    return [read_image(p) for p in sorted(folder.glob("*.png"))]
 
 
 def _write(path: Path, text: str) -> Path:
@@ -116,7 +103,7 @@ def test_failed_job_is_isolated_and_rerun_skips_finished_jobs(night: Path) -> No
     from dreamvideo.decode import read_image
 
     assert read_image(tmp / "out" / "still.png").shape == (64, 96, 3)
-    assert _count_frames(tmp / "out" / "clip.mp4") == 5
+    assert count_frames(tmp / "out" / "clip.mp4") == 5
     assert not (tmp / "out" / "beach.mp4").exists()
     assert not work_dir_for(tmp / "out" / "clip.mp4").exists()
 
@@ -187,7 +174,7 @@ output = "out/reference/"
     assert [o.status for o in summary.outcomes] == ["done", "done"]
     assert summary.outcomes[0].resumed_frames == 4 and summary.outcomes[1].resumed_frames == 0
     assert any("resuming: 4 finished frames" in e for e in events)
-    resumed, reference = _folder_frames(tmp_path / "out" / "frames"), _folder_frames(tmp_path / "out" / "reference")
+    resumed, reference = folder_frames(tmp_path / "out" / "frames"), folder_frames(tmp_path / "out" / "reference")
     assert len(resumed) == len(reference) == 10
     assert all(np.array_equal(a, b) for a, b in zip(resumed, reference))
     assert not work.exists()
@@ -254,7 +241,7 @@ def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_pa
     assert f"resuming: {kept} finished frames kept from the interrupted render" in notes
     doc = json.loads(settings_path(killed).read_text())
     assert doc["resumed_frames"] == kept and doc["frames"] == total
-    a, b = _folder_frames(killed), _folder_frames(reference)
+    a, b = folder_frames(killed), folder_frames(reference)
     assert len(a) == len(b) == total
     # Equal up to rounding: TensorFlow's multithreaded kernels can differ in the last bits between
     # processes under load (measured with InceptionV3, see README); a chain restarted from a raw
@@ -478,7 +465,7 @@ fps = 4
 """)
     summary = run_batch(load_manifest(path))
     assert [o.status for o in summary.outcomes] == ["done"], summary.outcomes[0].reason
-    assert _count_frames(tmp_path / "out" / "dive.mp4") == 4
+    assert count_frames(tmp_path / "out" / "dive.mp4") == 4
     doc = json.loads(settings_path(tmp_path / "out" / "dive.mp4").read_text())
     assert doc["batch"]["job"] == "dive" and str(path) in doc["command"]
     assert [o.status for o in run_batch(load_manifest(path)).outcomes] == ["skipped"]

@@ -1,8 +1,8 @@
 """EfficientNet-Lite0: reading the package's torch file, the Keras model, the conversion cache.
 
 The weights package is a dependency, so conversion is tested everywhere; only the ImageNet checks
-on real photos need the shared media folder (Path(__file__).parents[2] / "shared", or
-$DREAMVIDEO_SHARED) and skip without it. Every test writes to a temporary cache folder.
+on real photos need the shared media folder (helpers.MEDIA: ../shared/media, or
+$DREAMVIDEO_SHARED/media) and skip without it. Every test writes to a temporary cache folder.
 """
 
 from __future__ import annotations
@@ -18,14 +18,7 @@ import pytest
 
 from dreamvideo import efficientnet as E
 from dreamvideo.errors import ModelError
-
-
-def _shared() -> Path:
-    env = os.environ.get("DREAMVIDEO_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-
-
-MEDIA = _shared() / "media"
+from helpers import MEDIA, needs_media
 
 # Keras' load_weights reads h5py datasets through np.array(); numpy 2 warns about h5py's __array__.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -355,7 +348,7 @@ def _centre_crop_224(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr[top : top + 224, left : left + 224], cv2.COLOR_BGR2RGB)
 
 
-@pytest.mark.skipif(not MEDIA.is_dir(), reason=f"shared media not found at {MEDIA}")
+@needs_media
 @pytest.mark.parametrize("image, expected", [("butterfly.jpg", 323), ("fruits.jpg", 951)])
 def test_imagenet_top1(model, image, expected):
     names = (MEDIA / "imagenet_classes.txt").read_text().splitlines()

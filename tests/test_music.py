@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from conftest import ffmpeg
 from dreamvideo.audio import analyze_file
 from dreamvideo.cli import app
 from dreamvideo.decode import read_image
 from dreamvideo.probe import probe
+from helpers import ffmpeg
 
 runner = CliRunner()
 
