@@ -217,6 +217,7 @@ def _kill_after(runs: list[tuple[subprocess.Popen, Path]], frames: int = 3, time
     return [done(output) for _, output in runs]
 
 
+@pytest.mark.slow
 def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_path: Path) -> None:
     from dreamvideo.config import Settings
     from dreamvideo.render import render_video

@@ -25,6 +25,7 @@ def gain(cfg: DreamConfig, before: np.ndarray, after: np.ndarray) -> float:
     return engine.activation(after) / engine.activation(before)
 
 
+@pytest.mark.slow
 def test_inception_dream_at_256_px_is_strong(tmp_path, inception_weights):
     """Real InceptionV3 weights: activation at least 2x the input's, mean change at least 10/255."""
     weights = inception_weights
@@ -53,6 +54,7 @@ def test_same_seed_same_image_other_seed_differs(tmp_path):
     assert not np.array_equal(outs[0], outs[2])
 
 
+@pytest.mark.slow
 def test_offline_default_falls_back_to_efficientnet_and_says_so(tmp_path, monkeypatch):
     """No network, no InceptionV3 weights: the default renders a real dream with the bundled model."""
     src = need(MEDIA / "butterfly.jpg")

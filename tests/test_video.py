@@ -36,6 +36,7 @@ def vtest12(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_real_clip_counts_rate_size_and_coherence_beats_independent(vtest12, tmp_path):
     """12 real frames dreamed with real weights: count, rate, size match; flicker far below independent dreams."""
     real = {"model": "efficientnet_lite0", "steps": 8, "octaves": 2, "max_side": 192}

@@ -187,6 +187,7 @@ def test_loop_seam_is_an_ordinary_step(tmp_path):
     assert doc["metrics"]["seam"] == pytest.approx(seam, abs=0.01)
 
 
+@pytest.mark.slow
 def test_colour_holds_over_a_long_run(tmp_path):
     """60 warm-started dreams of 64x64: the last frame's colour mean and std stay near the first's."""
     src = need(MEDIA / "starry_night.jpg")
