@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dreamvideo.config import VideoConfig
 from dreamvideo.errors import ConfigError
 from dreamvideo.flow import (
     FLOW_METHODS,
@@ -190,7 +191,7 @@ def test_unrelated_images_are_a_scene_cut():
     flow, mask, frac = coherence(b, a, FlowEstimator())
     assert flow.shape == a.shape[:2] + (2,) and mask.shape == a.shape[:2]
     assert frac > 0.5, frac  # measured 0.99
-    assert is_scene_cut(frac, 0.5)
+    assert is_scene_cut(frac, VideoConfig().scene_cut)  # the default threshold restarts the chain here
 
 
 def test_consecutive_video_frames_are_coherent():
@@ -207,5 +208,5 @@ def test_consecutive_video_frames_are_coherent():
     for prev, cur in zip(frames, frames[1:]):
         _, mask, frac = coherence(cur, prev, est)
         assert frac < 0.2, frac  # measured ~0.05
-        assert not is_scene_cut(frac, 0.5)
+        assert not is_scene_cut(frac, VideoConfig().scene_cut)  # ... and keeps it going here
         assert (mask >= 0.5).mean() > 0.8
