@@ -44,7 +44,8 @@ def _build_tiny(weights: str | None):
     init = keras.initializers.GlorotUniform(seed=7)
     inp = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", kernel_initializer=init, name="conv1")(inp)
-    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", kernel_initializer=init, name="conv2")(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", kernel_initializer=init,
+                            name="conv2")(x)
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", kernel_initializer=init, name="conv3")(x)
     model = keras.Model(inp, x)
     if weights:

@@ -24,7 +24,8 @@ INCEPTION_WEIGHTS = WEIGHTS / "inception_v3_notop_imagenet_to_mixed5.weights.h5"
 
 # Skip markers for whole tests; `need(path)` skips from inside a test or fixture for one file.
 # (conftest.py's `media` and `inception_weights` fixtures do the same and hand the test the path.)
-needs_media = pytest.mark.skipif(not MEDIA.is_dir(), reason=f"shared media not found at {MEDIA} (set DREAMVIDEO_SHARED)")
+needs_media = pytest.mark.skipif(not MEDIA.is_dir(),
+                                 reason=f"shared media not found at {MEDIA} (set DREAMVIDEO_SHARED)")
 
 
 def need(path: Path) -> Path:

@@ -214,7 +214,8 @@ def test_plot_long_track_keeps_short_onsets_visible():
 
 
 def test_analysis_is_numpy_only():
-    code = "import sys, dreamvideo.audio, dreamvideo.schedule; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    code = ("import sys, dreamvideo.audio, dreamvideo.schedule; "
+            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

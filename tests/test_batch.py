@@ -167,7 +167,8 @@ output = "out/reference/"
     assert "interrupted" in (tmp_path / "night.logs" / "01-frames.log").read_text()
 
     plan = run_batch(load_manifest(night), dry_run=True)
-    assert [(o.status, o.resumed_frames, o.frames) for o in plan.outcomes] == [("would-resume", 4, 10), ("would-run", 0, 10)]
+    assert [(o.status, o.resumed_frames, o.frames) for o in plan.outcomes] == [("would-resume", 4, 10),
+                                                                               ("would-run", 0, 10)]
 
     events: list[str] = []
     summary = run_batch(load_manifest(night), on_event=events.append)
@@ -313,7 +314,8 @@ PWN = "__import__('os').system('touch {marker}')"
      "unknown key 'stepz' in [dream]"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n[job.video]\nblendd = 0.1\n',
      "night.toml: job 1 (\"b\"): unknown key 'blendd' in [video]"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nrm_rf = true\n', "job 1 (\"b\"): unknown key 'rm_rf'"),
+    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nrm_rf = true\n',
+     "job 1 (\"b\"): unknown key 'rm_rf'"),
     ('[[job]]\nkind = "movie"\ninput = "a.mp4"\noutput = "b.mp4"\n', "job 1 (\"b\"): kind 'movie' is unknown"),
     ('[[job]]\nkind = "video"\ninput = "a.mp4"\n', "job 1: missing key 'output'"),
     ('[[job]]\nkind = "video"\noutput = "b.mp4"\n', "missing key 'input'"),
@@ -337,7 +339,8 @@ PWN = "__import__('os').system('touch {marker}')"
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nmodel = "{pwn}"\n', "unknown model"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "{pwn}"\n', "not found"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n{pwn_key} = 1\n', "unknown key"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "evil.toml"\n', "evil.toml: unknown key 'shell'"),
+    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "evil.toml"\n',
+     "evil.toml: unknown key 'shell'"),
 ])
 def test_manifest_errors_name_file_job_and_key(tmp_path: Path, body: str, message: str) -> None:
     marker = tmp_path / "pwned"

@@ -267,7 +267,8 @@ def test_notop_model_takes_any_size(model, cache_dir):
     assert set(E.DREAM_LAYERS) <= {layer.name for layer in notop.layers}
     feats = notop(E.preprocess(_synthetic(75, 101))[None], training=False).numpy()
     assert feats.shape == (1, 3, 4, 1280)
-    np.testing.assert_array_equal(notop.get_layer("top_conv").get_weights()[0], model.get_layer("top_conv").get_weights()[0])
+    np.testing.assert_array_equal(notop.get_layer("top_conv").get_weights()[0],
+                                  model.get_layer("top_conv").get_weights()[0])
 
 
 def test_notop_build_loads_the_with_top_file(model, cache_dir):

@@ -109,7 +109,8 @@ def test_single_keyframe_is_a_constant_and_specs_round_trip():
     s = parse_schedule(" octaves = 0:3 ")
     assert s == Schedule("octaves", (0.0,), (3.0,), False)
     assert s.value_at(0) == s.value_at(100) == 3.0
-    for spec in ("step_size=0:0.005,10:0.02,20:0.005", "zoom_per_second=0:1.1,8:1.6,smooth", "rotate_per_second=1.5:-10,3:10"):
+    for spec in ("step_size=0:0.005,10:0.02,20:0.005", "zoom_per_second=0:1.1,8:1.6,smooth",
+                 "rotate_per_second=1.5:-10,3:10"):
         assert parse_schedule(spec).spec == spec
         assert parse_schedule(parse_schedule(spec).spec) == parse_schedule(spec)
     assert parse_schedule("step-size=0:0.01,1:0.02,linear").name == "step_size"
