@@ -270,6 +270,7 @@ def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_pa
 SHIPPED = ["classic", "deep", "default", "fast-preview", "music-video", "psychedelic-zoom", "subtle"]
 
 
+@pytest.mark.slow  # seven image renders
 def test_every_shipped_preset_loads_and_renders(tmp_path: Path) -> None:
     from dreamvideo.config import merge
     from dreamvideo.presets import PACKAGE_DIR, list_presets, load_preset

@@ -248,6 +248,7 @@ def test_layers_match_a_numpy_reference(model, state):
     np.testing.assert_allclose(dw_out, ref, atol=2e-4, rtol=1e-4)
 
 
+@pytest.mark.slow  # a second build from the cached file
 def test_weights_are_the_converted_ones_and_deterministic(model, state, cache_dir):
     np.testing.assert_array_equal(model.get_layer("logits").get_weights()[0], state["_fc.weight"].T)
     x = E.preprocess(_synthetic())[None]
@@ -261,6 +262,7 @@ def test_weights_are_the_converted_ones_and_deterministic(model, state, cache_di
     np.testing.assert_allclose(again(x, training=False).numpy(), first, atol=1e-6)
 
 
+@pytest.mark.slow  # builds the no-top model
 def test_notop_model_takes_any_size(model, cache_dir):
     notop = E.load_efficientnet_lite0(include_top=False, cache_dir=cache_dir)
     assert notop.output.shape[-1] == 1280
@@ -271,6 +273,7 @@ def test_notop_model_takes_any_size(model, cache_dir):
                                   model.get_layer("top_conv").get_weights()[0])
 
 
+@pytest.mark.slow  # builds the no-top model
 def test_notop_build_loads_the_with_top_file(model, cache_dir):
     """``build_efficientnet_lite0(False).load_weights(converted file)`` works: Keras ignores the top."""
     built = E.build_efficientnet_lite0(include_top=False)
@@ -302,6 +305,7 @@ def test_conversion_is_cached(model, cache_dir):
     assert [p.name for p in cache_dir.iterdir()] == [E.CONVERTED_NAME]  # no temp files left
 
 
+@pytest.mark.slow  # a full conversion
 def test_corrupt_cache_is_reconverted(model, cache_dir, tmp_path):
     good = (cache_dir / E.CONVERTED_NAME).read_bytes()
     path = tmp_path / E.CONVERTED_NAME
@@ -313,6 +317,7 @@ def test_corrupt_cache_is_reconverted(model, cache_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [E.CONVERTED_NAME]
 
 
+@pytest.mark.slow  # a full conversion
 def test_cache_from_another_conversion_is_redone(model, cache_dir, tmp_path):
     import h5py
 

@@ -105,7 +105,9 @@ def test_weights_in_keras_cache_are_loaded_by_path(tmp_path, monkeypatch, incept
 
 
 @pytest.mark.parametrize("case", ["missing", "not-image", "empty", "no-folder", "same-as-input", "bad-layer",
-                                  "bad-preset", "preset-bad-key", "bad-weights", "bad-extension"])
+                                  "bad-preset", "preset-bad-key",
+                                  pytest.param("bad-weights", marks=pytest.mark.slow),  # builds InceptionV3
+                                  "bad-extension"])
 def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path, case):
     good = tmp_path / "in.png"
     img = np.zeros((64, 64, 3), np.uint8)
