@@ -19,14 +19,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_clip
 from dreamvideo.batch import load_manifest, run_batch
 from dreamvideo.cli import app
 from dreamvideo.errors import ConfigError
 from dreamvideo.render import settings_path
 from dreamvideo.resume import work_dir_for
+from helpers import REPO, count_frames, folder_frames, make_clip
 
-REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 # Every job of these tests: tiny model, one octave, one step, small and fast encodes.
@@ -53,18 +52,6 @@ def _image(path: Path, w: int = 96, h: int = 64) -> Path:
     img += rng.normal(0, 12, img.shape)
     write_image(path, np.clip(img, 0, 255).astype(np.uint8))
     return path
-
-
-def _count_frames(path: Path) -> int:
-    from dreamvideo.decode import iter_frames
-
-    return sum(1 for _ in iter_frames(path))
-
-
-def _folder_frames(folder: Path) -> list[np.ndarray]:
-    from dreamvideo.decode import read_image
-
-    return [read_image(p) for p in sorted(folder.glob("*.png"))]
 
 
 def _write(path: Path, text: str) -> Path:
@@ -116,7 +103,7 @@ def test_failed_job_is_isolated_and_rerun_skips_finished_jobs(night: Path) -> No
     from dreamvideo.decode import read_image
 
     assert read_image(tmp / "out" / "still.png").shape == (64, 96, 3)
-    assert _count_frames(tmp / "out" / "clip.mp4") == 5
+    assert count_frames(tmp / "out" / "clip.mp4") == 5
     assert not (tmp / "out" / "beach.mp4").exists()
     assert not work_dir_for(tmp / "out" / "clip.mp4").exists()
 
@@ -180,14 +167,15 @@ output = "out/reference/"
     assert "interrupted" in (tmp_path / "night.logs" / "01-frames.log").read_text()
 
     plan = run_batch(load_manifest(night), dry_run=True)
-    assert [(o.status, o.resumed_frames, o.frames) for o in plan.outcomes] == [("would-resume", 4, 10), ("would-run", 0, 10)]
+    assert [(o.status, o.resumed_frames, o.frames) for o in plan.outcomes] == [("would-resume", 4, 10),
+                                                                               ("would-run", 0, 10)]
 
     events: list[str] = []
     summary = run_batch(load_manifest(night), on_event=events.append)
     assert [o.status for o in summary.outcomes] == ["done", "done"]
     assert summary.outcomes[0].resumed_frames == 4 and summary.outcomes[1].resumed_frames == 0
     assert any("resuming: 4 finished frames" in e for e in events)
-    resumed, reference = _folder_frames(tmp_path / "out" / "frames"), _folder_frames(tmp_path / "out" / "reference")
+    resumed, reference = folder_frames(tmp_path / "out" / "frames"), folder_frames(tmp_path / "out" / "reference")
     assert len(resumed) == len(reference) == 10
     assert all(np.array_equal(a, b) for a, b in zip(resumed, reference))
     assert not work.exists()
@@ -230,6 +218,7 @@ def _kill_after(runs: list[tuple[subprocess.Popen, Path]], frames: int = 3, time
     return [done(output) for _, output in runs]
 
 
+@pytest.mark.slow
 def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_path: Path) -> None:
     from dreamvideo.config import Settings
     from dreamvideo.render import render_video
@@ -254,7 +243,7 @@ def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_pa
     assert f"resuming: {kept} finished frames kept from the interrupted render" in notes
     doc = json.loads(settings_path(killed).read_text())
     assert doc["resumed_frames"] == kept and doc["frames"] == total
-    a, b = _folder_frames(killed), _folder_frames(reference)
+    a, b = folder_frames(killed), folder_frames(reference)
     assert len(a) == len(b) == total
     # Equal up to rounding: TensorFlow's multithreaded kernels can differ in the last bits between
     # processes under load (measured with InceptionV3, see README); a chain restarted from a raw
@@ -281,6 +270,7 @@ def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_pa
 SHIPPED = ["classic", "deep", "default", "fast-preview", "music-video", "psychedelic-zoom", "subtle"]
 
 
+@pytest.mark.slow  # seven image renders
 def test_every_shipped_preset_loads_and_renders(tmp_path: Path) -> None:
     from dreamvideo.config import merge
     from dreamvideo.presets import PACKAGE_DIR, list_presets, load_preset
@@ -325,7 +315,8 @@ PWN = "__import__('os').system('touch {marker}')"
      "unknown key 'stepz' in [dream]"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n[job.video]\nblendd = 0.1\n',
      "night.toml: job 1 (\"b\"): unknown key 'blendd' in [video]"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nrm_rf = true\n', "job 1 (\"b\"): unknown key 'rm_rf'"),
+    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nrm_rf = true\n',
+     "job 1 (\"b\"): unknown key 'rm_rf'"),
     ('[[job]]\nkind = "movie"\ninput = "a.mp4"\noutput = "b.mp4"\n', "job 1 (\"b\"): kind 'movie' is unknown"),
     ('[[job]]\nkind = "video"\ninput = "a.mp4"\n', "job 1: missing key 'output'"),
     ('[[job]]\nkind = "video"\noutput = "b.mp4"\n', "missing key 'input'"),
@@ -349,7 +340,8 @@ PWN = "__import__('os').system('touch {marker}')"
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nmodel = "{pwn}"\n', "unknown model"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "{pwn}"\n', "not found"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n{pwn_key} = 1\n', "unknown key"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "evil.toml"\n', "evil.toml: unknown key 'shell'"),
+    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "evil.toml"\n',
+     "evil.toml: unknown key 'shell'"),
 ])
 def test_manifest_errors_name_file_job_and_key(tmp_path: Path, body: str, message: str) -> None:
     marker = tmp_path / "pwned"
@@ -478,7 +470,7 @@ fps = 4
 """)
     summary = run_batch(load_manifest(path))
     assert [o.status for o in summary.outcomes] == ["done"], summary.outcomes[0].reason
-    assert _count_frames(tmp_path / "out" / "dive.mp4") == 4
+    assert count_frames(tmp_path / "out" / "dive.mp4") == 4
     doc = json.loads(settings_path(tmp_path / "out" / "dive.mp4").read_text())
     assert doc["batch"]["job"] == "dive" and str(path) in doc["command"]
     assert [o.status for o in run_batch(load_manifest(path)).outcomes] == ["skipped"]
