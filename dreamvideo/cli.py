@@ -366,7 +366,7 @@ def zoom(
         progress = _Progress()
         try:
             result = render_zoom(input, output, settings, command=_command_line(), on_progress=progress,
-                                 on_note=_note, resume=resume, audio=audio)
+                                 on_note=_note, resume=resume, soundtrack=audio)
         finally:
             progress.close()
         typer.echo(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
