@@ -338,9 +338,15 @@ def run_batch(
     for job in manifest.jobs:
         tag = f"[{job.index}/{n}] {job.name}"
         what = f"{job.kind} {_show(job.input) if job.input else '(noise)'} -> {_show(job.output)}"
-        done = done_reason(job)
-        if dry_run:
-            outcomes.append(_plan(job, tag, what, done, on_event))
+        try:
+            done = done_reason(job)
+            if dry_run:
+                outcomes.append(_plan(job, tag, what, done, on_event))
+                continue
+        except DreamVideoError as err:  # this job alone: the rest of the batch (or dry run) goes on
+            reason = f"{manifest.path}: {job.label}: {_one_line(err)}"
+            on_event(f"{tag}: FAILED: {reason}")
+            outcomes.append(JobOutcome(job, "failed", reason=reason))
             continue
         log = _Log(manifest.log_path(job))
         log(f"=== {job.label} of {manifest.path}: {what}")

@@ -92,11 +92,13 @@ def output_target(
     output may be none of them. ``allowed``: the kinds this driver writes (IMAGE_KINDS, VIDEO_KINDS).
     OutputKindError for another kind, OutputError for an unwritable or clashing output.
     """
-    kind = output.kind if isinstance(output, OutputTarget) else None
-    path = output.path if isinstance(output, OutputTarget) else Path(output)
-    raw = output.path if isinstance(output, OutputTarget) else output
-    kind = check_output_path(raw, [p for p in inputs if p is not None], allowed=allowed, kind=kind)
-    return OutputTarget(path, kind)
+    if isinstance(output, OutputTarget):
+        given: str | Path = output.path
+        kind: str | None = output.kind
+    else:
+        given, kind = output, None  # text keeps its trailing '/': output_kind reads it as a folder
+    kind = check_output_path(given, [p for p in inputs if p is not None], allowed=allowed, kind=kind)
+    return OutputTarget(Path(given), kind)
 
 
 def settings_path(output: str | Path | OutputTarget) -> Path:

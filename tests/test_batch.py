@@ -654,3 +654,36 @@ output = "loud.mp4"
     summary = run_batch(load_manifest(path))
     assert [o.status for o in summary.outcomes] == ["done", "done"], [o.reason for o in summary.outcomes]
     assert not probe(tmp_path / "silent.mp4").has_audio and probe(tmp_path / "loud.mp4").has_audio
+
+
+def test_a_job_that_cannot_be_planned_fails_alone_in_a_dry_run(tmp_path: Path, monkeypatch) -> None:
+    import dreamvideo.batch as batch
+    from dreamvideo.errors import OutputError
+
+    _image(tmp_path / "in.png")
+    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+[[job]]
+name = "odd"
+kind = "image"
+input = "in.png"
+output = "odd.png"
+
+[[job]]
+name = "fine"
+kind = "image"
+input = "in.png"
+output = "fine.png"
+""")
+    real = batch.estimate
+
+    def estimate(job):
+        if job.name == "odd":
+            raise OutputError("output 'odd.png' cannot be planned")
+        return real(job)
+
+    monkeypatch.setattr(batch, "estimate", estimate)
+    result = runner.invoke(app, ["batch", "--dry-run", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"[1/2] odd: FAILED: {path}: job 1 (\"odd\"): output 'odd.png' cannot be planned" in result.output
+    assert "[2/2] fine: would render image" in result.output
+    assert not (tmp_path / "odd.png").exists() and not (tmp_path / "fine.png").exists()
