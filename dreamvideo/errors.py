@@ -28,3 +28,8 @@ class ModelError(DreamVideoError):
 
 class MediaError(DreamVideoError):
     """ffmpeg or OpenCV failed on a file that looked valid."""
+
+
+class OutputKindError(OutputError, ConfigError):
+    """An output of a kind this command does not write (a .png for a video): both a bad option value
+    and an output that cannot be written, so callers catching either see it."""

@@ -204,6 +204,9 @@ def test_vp9_crf_range_reaches_the_encoder_and_h264_is_refused_early(tmp_path):
     from dreamvideo.encode import check_crf
 
     assert merge(Settings(), {"crf": 60}, source="t").encode.crf == 60
-    check_crf(tmp_path / "a.webm", 60)  # VP9 takes 0..63
+    check_crf("vp9", 60)  # VP9 takes 0..63
     with pytest.raises(ConfigError, match="0..51"):
-        check_crf(tmp_path / "a.mp4", 60)
+        check_crf("h264", 60)
+    clip = tmp_path / "x.mp4"  # refused before the input is even probed: nothing dreams first
+    result = runner.invoke(app, ["zoom", "--noise", "-o", str(clip), "--crf", "60", "--model", "tiny"])
+    assert "0..51" in _one_error_line(result) and not clip.exists()
