@@ -210,3 +210,33 @@ def test_vp9_crf_range_reaches_the_encoder_and_h264_is_refused_early(tmp_path):
     clip = tmp_path / "x.mp4"  # refused before the input is even probed: nothing dreams first
     result = runner.invoke(app, ["zoom", "--noise", "-o", str(clip), "--crf", "60", "--model", "tiny"])
     assert "0..51" in _one_error_line(result) and not clip.exists()
+
+
+def test_a_new_dream_setting_reaches_every_entry_point(tmp_path, image):
+    """octave_detail was added as one config field + one RULES row (+ the engine line that uses it):
+    it is a flag on image, video and zoom, a preset/manifest/--set key, schedulable, and it changes
+    the dream."""
+    import cv2
+
+    for command in ("image", "video", "zoom"):
+        assert "--octave-detail" in runner.invoke(app, [command, "--help"], env={"COLUMNS": "240"}).output
+    outs = {}
+    for how, args in {
+        "default": [],
+        "flag": ["--octave-detail", "0"],
+        "set": ["--set", "octave_detail=0"],
+    }.items():
+        out = tmp_path / f"{how}.png"
+        result = runner.invoke(app, ["image", str(image), "-o", str(out), "--model", "tiny", "--steps", "3",
+                                     "--octaves", "3", "--octave-scale", "1.2", "--seed", "1", *args])
+        assert result.exit_code == 0, result.output
+        outs[how] = cv2.imread(str(out)).astype(int)
+    assert np.array_equal(outs["flag"], outs["set"])
+    assert np.abs(outs["flag"] - outs["default"]).mean() > 0.1  # the knob does something
+    preset = tmp_path / "p.toml"
+    preset.write_text('description = "x"\n[dream]\noctave_detail = 0.5\n')
+    from dreamvideo.presets import load_preset
+
+    assert load_preset(str(preset)).dream.octave_detail == 0.5
+    s = merge(Settings(), {"schedule": ["octave_detail=0:1,2:0"]}, source="t")
+    assert s.schedule == ("octave_detail=0:1,2:0",)
