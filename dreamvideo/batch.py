@@ -420,6 +420,9 @@ def done_reason(job: Job) -> str | None:
             pass  # input not mounted right now: the finished output still stands
     if job.audio is not None and job.settings.encode.audio and doc.get("audio") != str(job.audio):
         return None  # another sound track
+    warnings = doc.get("warnings")
+    if isinstance(warnings, list) and warnings:  # done, but not as asked: say so on every rerun
+        return f"already done ({_show(out)}, same settings), with a warning: {warnings[0]}"
     return f"already done ({_show(out)}, same settings)"
 
 
@@ -674,8 +677,12 @@ def run_batch(
         log(line)
         log(f"settings: {_show(result.settings_path)}")
         on_event(f"{tag}: {line}")
+        warnings = [str(w) for w in (getattr(result, "warnings", None) or [])]  # e.g. a damaged input
+        for w in warnings:
+            log(f"warning: {w}")
+            on_event(f"{tag}: warning: {w}")
         outcomes.append(JobOutcome(job, "done", seconds=seconds, frames=frames, resumed_frames=resumed,
-                                   log=log.path))
+                                   reason=f"warning: {warnings[0]}" if warnings else None, log=log.path))
     return BatchSummary(manifest=manifest.path, dry_run=dry_run, outcomes=outcomes,
                         seconds=time.perf_counter() - t0)
 
@@ -716,6 +723,7 @@ def format_summary(summary: BatchSummary) -> list[str]:
             time_text = _fmt_seconds(o.seconds) if o.status in ("done", "failed") else "-"
         frames = "-" if o.frames is None else (f"{o.frames} ({o.resumed_frames} kept)" if o.resumed_frames else str(o.frames))
         detail = o.reason if o.status in ("failed", "skipped", "would-skip") or (o.reason and summary.dry_run) \
+            or (o.status == "done" and o.reason) \
             else _show(o.job.output)
         rows.append((str(o.job.index), o.job.name, o.status.upper() if o.status == "failed" else o.status,
                      time_text, frames, detail or ""))

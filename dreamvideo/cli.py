@@ -134,7 +134,15 @@ def _user_errors() -> Iterator[None]:
 
 
 def _note(message: str) -> None:
-    typer.echo(f"note: {message}", err=True)
+    from tqdm import tqdm
+
+    tqdm.write(f"note: {message}", file=sys.stderr)  # on a line of its own, above a running progress bar
+
+
+def _warn(result: Any) -> None:
+    """A render's warnings (output that is not what was asked), a line each, after its progress bar."""
+    for message in getattr(result, "warnings", None) or []:
+        typer.echo(f"warning: {message}", err=True)
 
 
 class _Progress:
@@ -273,6 +281,7 @@ def video(
                                   on_note=_note, resume=resume)
         finally:
             progress.close()
+        _warn(result)
         typer.echo(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
                    f"{result.seconds:.1f} s)")
         if report:

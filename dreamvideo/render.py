@@ -55,6 +55,7 @@ class RenderResult:
     resumed_frames: int = 0  # finished frames reused from an interrupted run
     metrics: dict[str, float] = field(default_factory=dict)  # flicker, strength, drift (videos)
     notes: list[str] = field(default_factory=list)  # the notices that were reported
+    warnings: list[str] = field(default_factory=list)  # output that is not what was asked (e.g. a damaged input)
 
 
 # --- small helpers shared by the drivers (video, zoom, batch) -----------------------------------
@@ -309,6 +310,10 @@ def _producer(frames: Iterator[np.ndarray], flow_method: str, need_flow_from: in
         put(None)
     except BaseException as err:  # handed to the main thread, which raises it there
         put(err)
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()  # release the capture in this thread, before render_video's join returns
 
 
 def estimate_frames(info: Any, settings: Settings) -> int | None:
@@ -343,15 +348,15 @@ def render_video(
     an interruption continues where it stopped. The output appears under its final name only
     when complete.
     """
-    from .decode import iter_frames
+    from .decode import DecodeStats, iter_frames
     from .dream import get_engine
     from .encode import open_writer
-    from .probe import probe, require_video
+    from .probe import probe, require_moving_video
     from .resume import WorkDir, input_identity
 
     t0 = time.perf_counter()
     input, output = Path(input), Path(output)
-    info = require_video(probe(input))
+    info = require_moving_video(probe(input))
     check_video_output(output, [input])
     fps: Fraction = info.fps
     v = settings.video
@@ -371,8 +376,9 @@ def render_video(
         note(work.restarted_reason)
     if done:
         note(f"resuming: {done} finished frames kept from the interrupted render")
+    decode_stats = DecodeStats()
     frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
-                         max_frames=v.max_frames)
+                         max_frames=v.max_frames, stats=decode_stats)
     chain = VideoChain(engine, settings)
     metrics = Metrics()
     q: queue.Queue = queue.Queue(maxsize=4)
@@ -415,9 +421,11 @@ def render_video(
             if writer is None:
                 raise InputError(f"{input}: no frame could be decoded: check the file plays, and --start/--duration")
     finally:
+        # Stop and join the decoder before anything else: a thread still inside OpenCV when the
+        # interpreter exits aborts the process ("terminate called without an active exception").
         stop.set()
-    if estimate and count < estimate * 0.9:
-        note(f"decoded {count} frames where the header promised about {estimate}: the file may be truncated")
+        producer.join()
+    warnings = decode_warnings(input, count, decode_stats.repeated, estimate)  # the caller shows them
     seconds = time.perf_counter() - t0
     summary = metrics.summary()
     assert size is not None
@@ -428,10 +436,26 @@ def render_video(
         "seconds_per_frame": round(seconds / max(count - done, 1), 4), "metrics": summary,
         "per_frame_strength": [round(x, 3) for x in metrics.strength],  # frames rendered in this run
         "timeline": timeline.describe() if timeline is not None else [],
+        # What the decoder met (this run): frames that decoded, broken ones repeated, the header's promise.
+        "decode": {"decoded_frames": decode_stats.decoded, "repeated_frames": decode_stats.repeated,
+                   "expected_frames": estimate},
+        "warnings": warnings,
     }
     path = write_settings_file(output, settings, extra)
     work.remove()
-    return RenderResult(output, size[0], size[1], count, engine.name, seconds, path, done, summary, notes)
+    return RenderResult(output, size[0], size[1], count, engine.name, seconds, path, done, summary, notes, warnings)
+
+
+def decode_warnings(input: Path, frames: int, repeated: int, expected: int | None) -> list[str]:
+    """Warnings for a video that decoded short of its header's promise, or with broken frames."""
+    out = []
+    if expected and frames < expected * 0.9:
+        out.append(f"{str(input)!r} gave {frames} of the {expected} frames its header promises: the file is "
+                   "truncated or damaged; the output is that much shorter (re-encode or re-download the input)")
+    if repeated:
+        out.append(f"{str(input)!r} has {repeated} broken frame{'s' if repeated != 1 else ''} that could not be "
+                   "decoded: each was replaced by the previous good frame to keep the timing")
+    return out
 
 
 def _timeline(settings: Settings, media: Path | None, fps: Fraction, n_frames: int | None, start: float,
