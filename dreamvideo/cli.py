@@ -426,7 +426,7 @@ def presets_list(ctx: typer.Context) -> None:
         return
     from .presets import list_presets
 
-    for p in list_presets():
+    for p in list_presets(on_skip=_note):  # a bad file in the user's folder is a note, not the end of the list
         typer.echo(f"{p.name:<18} {p.description}")
 
 

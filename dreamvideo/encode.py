@@ -16,6 +16,8 @@ Frames are HxWx3 uint8 RGB. Odd sizes are padded by one replicated edge pixel fo
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import re
 import shutil
@@ -28,7 +30,7 @@ from typing import IO, Collection, Sequence
 import numpy as np
 
 from .config import parse_fps
-from .errors import ConfigError, MediaError, OutputError
+from .errors import ConfigError, DiskFullError, MediaError, OutputError
 from .probe import audio_cut_args, ffmpeg_exe, ffmpeg_path_arg
 
 H264_SUFFIXES = (".mp4", ".mov", ".mkv")
@@ -100,6 +102,12 @@ def check_output_path(
         exts += ["a folder/"] if "frames" in allowed else []
         raise OutputError(f"output {os.fspath(out)!r} is a {kind} output, not allowed here: use {', '.join(exts)}")
     p = Path(out)
+    if p.name in ("", ".", ".."):  # '.', '..', '/', 'a/..': a folder that holds the work folder and more
+        raise OutputError(f"output {os.fspath(out)!r} is a folder that holds other things: name a new folder "
+                          "for PNG frames, e.g. -o frames/, or a file, e.g. -o dreamed.mp4")
+    if len(os.fsencode(p.name)) > NAME_MAX:
+        raise OutputError(f"output name {p.name[:40]!r}... is {len(os.fsencode(p.name))} bytes long; a file name "
+                          f"holds at most {NAME_MAX}: choose a shorter name")
     parent = p.resolve().parent
     if not parent.is_dir():
         raise OutputError(f"output folder {str(parent)!r} does not exist: create it first or choose another path")
@@ -119,9 +127,73 @@ def check_output_path(
             raise OutputError(f"output folder {str(p)!r} holds other files: choose a new or empty folder for PNG frames")
 
 
+# Bytes in one file name on ext4, XFS, btrfs, tmpfs, APFS (NTFS: 255 UTF-16 units, which is more).
+NAME_MAX = 255
+
+
+def sibling_name(base: str, prefix: str = "", suffix: str = "", *, limit: int = NAME_MAX) -> str:
+    """``prefix + base + suffix``, shortened when it would not fit in one file name (``limit`` bytes).
+
+    Derived names (the work folder, temporary names, the settings JSON) add to the user's name, so
+    a legal 250-character output name would give illegal siblings: the end of ``base`` then gives
+    way to ``~`` and a hash of the whole of it, so two long names stay apart and the result is stable.
+    """
+    name = prefix + base + suffix
+    if len(os.fsencode(name)) <= limit:
+        return name
+    tag = "~" + hashlib.sha256(os.fsencode(base)).hexdigest()[:12]
+    room = limit - len(os.fsencode(prefix + suffix + tag))
+    head = base
+    while head and len(os.fsencode(head)) > room:
+        head = head[:-1]  # by characters, so a multi-byte character is never cut in half
+    return prefix + head + tag + suffix
+
+
+def human_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as df -H and file managers show them)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free bytes for an unprivileged user on the disk holding ``folder`` (its nearest existing parent)."""
+    p = Path(os.path.abspath(folder))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def write_error(path: str | Path, err: OSError, need: str = "") -> OutputError:
+    """The one-line error for an OSError met while writing ``path``: a full disk says it is full
+    (and, given ``need``, how much the render still needs); a folder removed under a running
+    render says so; a name too long for the filesystem says that."""
+    p = Path(path)
+    folder = p.parent
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = free_bytes(folder)
+        left = f", {human_bytes(free)} left" if free is not None else ""
+        needs = f"; the render needs about {need} more" if need else ""
+        return DiskFullError(f"the disk holding {str(folder)!r} is full (no space, inodes or quota{left}) while "
+                             f"writing {p.name!r}{needs}: free space there, or render to another disk")
+    if err.errno == errno.ENOENT and not folder.is_dir():
+        return OutputError(f"the folder {str(folder)!r} was removed while the render was writing to it: "
+                           "run the command again (finished frames kept elsewhere are reused)")
+    if err.errno == errno.ENAMETOOLONG:
+        return OutputError(f"the name {p.name!r} is too long for this filesystem: choose a shorter output name")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"cannot write {str(p)!r} ({err.strerror}): choose a folder you can write to")
+    return OutputError(f"cannot write {str(p)!r} ({err.strerror or err}): check the disk and the folder")
+
+
 def _temp_sibling(final: Path, tag: str) -> Path:
     """A hidden name next to ``final`` (same folder, so os.replace is atomic), same extension."""
-    return final.parent / f".{final.name}.{tag}{final.suffix}"
+    return final.parent / sibling_name(final.name, ".", f".{tag}{final.suffix}")
 
 
 def _stderr_last_line(err: IO[bytes]) -> str:
@@ -132,7 +204,20 @@ def _stderr_last_line(err: IO[bytes]) -> str:
     return lines[-1] if lines else "no message from ffmpeg"
 
 
-def _run_ffmpeg(args: list[str], what: str) -> None:
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")  # ffmpeg prints strerror()
+
+
+def ffmpeg_failure(path: Path, what: str, line: str) -> Exception:
+    """The error for ffmpeg failing while writing ``path``: a full disk or a removed folder is named as
+    such (ffmpeg's own line says only "Error writing trailer" or "No such file"), else MediaError."""
+    if any(text in line for text in _DISK_FULL_TEXT):
+        return write_error(path, OSError(errno.ENOSPC, "No space left on device"))
+    if not Path(path).parent.is_dir():
+        return write_error(path, OSError(errno.ENOENT, "No such file or directory"))
+    return MediaError(f"ffmpeg failed while {what}: {line}")
+
+
+def _run_ffmpeg(args: list[str], what: str, path: Path) -> None:
     """Run ffmpeg to completion; MediaError with the last line of its stderr on failure."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.run(
@@ -140,7 +225,7 @@ def _run_ffmpeg(args: list[str], what: str) -> None:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, check=False,
         )  # fmt: skip
         if proc.returncode != 0:
-            raise MediaError(f"ffmpeg failed while {what}: {_stderr_last_line(err)}")
+            raise ffmpeg_failure(path, what, _stderr_last_line(err))
 
 
 def _remove(path: Path) -> None:
@@ -212,7 +297,7 @@ class FrameWriter:
         self._temps: list[Path] = []
         self._closed = False
         if self.kind == "frames":
-            self._frames_dir = self.path.parent / f".{self.path.name}.partial"
+            self._frames_dir = self.path.parent / sibling_name(self.path.name, ".", ".partial")
         elif self.kind == "gif":
             self._stage = _temp_sibling(self.path, "frames.partial").with_suffix(".mkv")
         elif self.audio_from is not None:
@@ -239,7 +324,7 @@ class FrameWriter:
             try:
                 self._frames_dir.mkdir()
             except OSError as err:
-                raise OutputError(f"cannot create {str(self._frames_dir)!r} ({err.strerror}): choose a folder you can write to") from None
+                raise write_error(self._frames_dir, err) from None
             self._temps.append(self._frames_dir)
             return
         w, h = self._enc_size
@@ -291,7 +376,7 @@ class FrameWriter:
             try:
                 buf.tofile(str(frame_path))
             except OSError as err:  # a full disk: typed, and the writer aborts cleanly
-                raise OutputError(f"cannot write {str(frame_path)!r} ({err.strerror}): free space or choose another folder") from None
+                raise write_error(frame_path, err) from None
         else:
             assert self._proc is not None and self._proc.stdin is not None
             try:
@@ -300,7 +385,7 @@ class FrameWriter:
                 self._proc.wait()
                 msg = _stderr_last_line(self._err) if self._err else "ffmpeg stopped"
                 self.abort()
-                raise MediaError(f"ffmpeg stopped while writing {str(self.path)!r}: {msg}") from None
+                raise ffmpeg_failure(self.path, f"writing {str(self.path)!r}", msg) from None
         self.frames_written += 1
 
     # -- finishing -------------------------------------------------------------------------------
@@ -312,7 +397,7 @@ class FrameWriter:
             pass
         rc = self._proc.wait()
         if rc != 0:
-            raise MediaError(f"ffmpeg failed while writing {str(self.path)!r}: {_stderr_last_line(self._err)}")
+            raise ffmpeg_failure(self.path, f"writing {str(self.path)!r}", _stderr_last_line(self._err))
 
     def _mux_audio(self) -> None:
         assert self.audio_from is not None
@@ -335,7 +420,7 @@ class FrameWriter:
                 args += ["-movflags", "+faststart"]
         args.append(ffmpeg_path_arg(self._final_temp))
         self._temps.append(self._final_temp)
-        _run_ffmpeg(args, f"adding the sound of {str(self.audio_from)!r} to {str(self.path)!r}")
+        _run_ffmpeg(args, f"adding the sound of {str(self.audio_from)!r} to {str(self.path)!r}", self.path)
 
     def _make_gif(self) -> None:
         palette = _temp_sibling(self.path, "palette.partial").with_suffix(".png")
@@ -345,19 +430,19 @@ class FrameWriter:
         _run_ffmpeg(
             ["-i", ffmpeg_path_arg(self._stage), "-vf", "palettegen", "-frames:v", "1", "-update", "1",
              ffmpeg_path_arg(palette)],
-            "making the GIF palette",
+            "making the GIF palette", self.path,
         )  # fmt: skip
         _run_ffmpeg(
             ["-i", ffmpeg_path_arg(self._stage), "-i", ffmpeg_path_arg(palette), "-lavfi", "paletteuse",
              "-loop", "0", ffmpeg_path_arg(self._final_temp)],
-            f"writing {str(self.path)!r}",
+            f"writing {str(self.path)!r}", self.path,
         )  # fmt: skip
 
     def _publish_frames(self) -> None:
         final = self.path
         if final.is_dir():
             # Replace a previous run's frames folder whole (check_output_path vetted its contents).
-            old = final.parent / f".{final.name}.old"
+            old = final.parent / sibling_name(final.name, ".", ".old")
             _remove(old)
             os.replace(final, old)
             os.replace(self._frames_dir, final)
@@ -384,6 +469,9 @@ class FrameWriter:
                 elif self.audio_from is not None:
                     self._mux_audio()
                 os.replace(self._final_temp, self.path)
+        except OSError as err:  # the folder removed, the disk full at the rename
+            self.abort()
+            raise write_error(self.path, err) from None
         except BaseException:
             self.abort()
             raise
@@ -446,7 +534,7 @@ def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95) -> None
         os.replace(temp, p)
     except OSError as err:  # permission, a full disk, a vanished folder
         _remove(temp)
-        raise OutputError(f"cannot write {str(p)!r} ({err.strerror}): choose a folder you can write to") from None
+        raise write_error(p, err) from None
     except BaseException:
         _remove(temp)
         raise

@@ -63,12 +63,12 @@ class RenderResult:
 
 def settings_path(output: Path) -> Path:
     """The settings JSON beside an output: dream.mp4 -> dream.settings.json, frames/ -> frames.settings.json."""
-    from .encode import output_kind
+    from .encode import output_kind, sibling_name
 
     output = Path(output)
     if output_kind(output) != "frames":
-        return output.with_name(output.stem + ".settings.json")
-    return output.parent / f"{output.name}.settings.json"
+        return output.with_name(sibling_name(output.stem, "", ".settings.json"))
+    return output.parent / sibling_name(output.name, "", ".settings.json")
 
 
 def versions() -> dict[str, str]:
@@ -87,12 +87,19 @@ def versions() -> dict[str, str]:
 
 def write_settings_file(output: Path, settings: Settings, extra: dict[str, Any]) -> Path:
     """Resolved settings, command, versions, timings and metrics, as JSON beside the output (atomic)."""
+    from .encode import sibling_name, write_error
+
     path = settings_path(output)
     doc = {"output": str(output), "settings": settings.to_dict(), "digest": settings.digest(), "versions": versions(),
            **extra}
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(doc, indent=2, default=str))
-    os.replace(tmp, path)
+    tmp = path.with_name(sibling_name(path.name, ".", ".partial"))
+    try:
+        tmp.write_text(json.dumps(doc, indent=2, default=str))
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise write_error(path, err) from None
     return path
 
 
@@ -350,7 +357,7 @@ def render_video(
     """
     from .decode import DecodeStats, iter_frames
     from .dream import get_engine
-    from .encode import open_writer
+    from .encode import open_writer, output_kind
     from .probe import probe, require_moving_video
     from .resume import WorkDir, input_identity
 
@@ -370,15 +377,26 @@ def render_video(
     for n in engine.loaded.notes:
         note(n)
     estimate = estimate_frames(info, settings)
-    work = WorkDir(output, settings.digest(), input_identity(input))
-    done = work.open(resume)
-    if work.restarted_reason:
-        note(work.restarted_reason)
-    if done:
-        note(f"resuming: {done} finished frames kept from the interrupted render")
+    # Open the input before the work folder, so an input OpenCV cannot read leaves no folder behind.
     decode_stats = DecodeStats()
     frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
                          max_frames=v.max_frames, stats=decode_stats)
+    work = WorkDir(output, settings.digest(), input_identity(input))
+    try:
+        done = work.open(resume)  # takes the output's lock: BusyError if another render holds it
+    except BaseException:
+        frames.close()  # type: ignore[attr-defined]
+        raise
+    if work.restarted_reason:
+        note(work.restarted_reason)
+    if work.resume_note:
+        note(work.resume_note)
+    if done:
+        note(f"resuming: {done} finished frames kept from the interrupted render")
+    short = work.plan(estimate, _scaled(info.width, info.height, settings.dream.max_side),
+                      copies=2 if output_kind(output) == "frames" else 1)
+    if short:
+        note(short)
     chain = VideoChain(engine, settings)
     metrics = Metrics()
     q: queue.Queue = queue.Queue(maxsize=4)
@@ -444,6 +462,14 @@ def render_video(
     path = write_settings_file(output, settings, extra)
     work.remove()
     return RenderResult(output, size[0], size[1], count, engine.name, seconds, path, done, summary, notes, warnings)
+
+
+def _scaled(w: int, h: int, max_side: int | None) -> tuple[int, int]:
+    """(w, h) after decode.resize_max_side's downscale to ``max_side`` (never up)."""
+    longest = max(w, h, 1)
+    if max_side is None or longest <= max_side:
+        return w, h
+    return max(1, round(w * max_side / longest)), max(1, round(h * max_side / longest))
 
 
 def decode_warnings(input: Path, frames: int, repeated: int, expected: int | None) -> list[str]:

@@ -421,6 +421,13 @@ def render_zoom(
     done = min(work.open(resume), total)
     if work.restarted_reason:
         note(work.restarted_reason)
+    if work.resume_note:
+        note(work.resume_note)
+    from .encode import output_kind
+
+    short = work.plan(total, (w, h), copies=2 if output_kind(output) == "frames" else 1)
+    if short:
+        note(short)
     if done:
         note(f"resuming: {done} finished frames kept from the interrupted render")
     audio_from = audio if (audio is not None and settings.encode.audio) else None
