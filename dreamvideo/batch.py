@@ -416,7 +416,13 @@ def done_reason(job: Job) -> str | None:
         try:
             if job.input.stat().st_mtime_ns > sidecar.stat().st_mtime_ns:
                 return None  # the input was replaced after the render
-        except OSError:
+            recorded_identity = doc.get("input_identity")
+            if isinstance(recorded_identity, dict):  # by content: `cp -p` of another clip keeps the mtime
+                from .resume import input_identity
+
+                if input_identity(job.input) != recorded_identity:
+                    return None
+        except (OSError, DreamVideoError):
             pass  # input not mounted right now: the finished output still stands
     if job.audio is not None and job.settings.encode.audio and doc.get("audio") != str(job.audio):
         return None  # another sound track
@@ -596,7 +602,9 @@ def _mark_settings_file(job: Job, manifest: Manifest) -> None:
     if doc is None:
         return
     doc["batch"] = {"manifest": str(manifest.path), "job": job.name, "index": job.index}
-    tmp = path.with_name(f".{path.name}.partial")
+    from .encode import sibling_name
+
+    tmp = path.with_name(sibling_name(path.name, ".", ".partial"))  # fits beside a 255-byte name
     tmp.write_text(json.dumps(doc, indent=2, default=str))
     os.replace(tmp, path)
 

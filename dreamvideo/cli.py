@@ -8,6 +8,7 @@ in the signatures exits 2 with Typer's own message.
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sys
 import time
@@ -60,6 +61,16 @@ def main(
     ] = None,
 ) -> None:
     """DeepDream renderer for video, infinite zooms and overnight batches."""
+    _bytes_safe_streams()
+
+
+def _bytes_safe_streams() -> None:
+    """File names with bytes that are not UTF-8 print as those bytes (as ls does), never a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="surrogateescape")
 
 
 # --- shared options ------------------------------------------------------------------------------
@@ -131,6 +142,10 @@ def _user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted: finished frames are kept; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
+    except OSError as err:  # a file-system fault the library did not foresee: still one line, not a traceback
+        where = f" ({os.fsdecode(err.filename)!r})" if err.filename else ""
+        typer.echo(f"error: {err.strerror or err}{where}: check the disk and the paths given", err=True)
+        raise typer.Exit(1) from None
 
 
 def _note(message: str) -> None:

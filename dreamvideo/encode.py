@@ -55,7 +55,11 @@ _STDERR_TAIL = 4000  # bytes of ffmpeg's stderr kept for an error message
 
 def _is_folder_path(path: str | Path) -> bool:
     s = os.fspath(path)
-    return s.endswith(("/", os.sep)) or Path(s).is_dir() or Path(s).suffix == ""
+    try:
+        is_dir = Path(s).is_dir()
+    except OSError:  # a name too long for the filesystem, a loop of links: not an existing folder
+        is_dir = False
+    return s.endswith(("/", os.sep)) or is_dir or Path(s).suffix == ""
 
 
 def output_kind(path: str | Path) -> str:
@@ -183,7 +187,7 @@ def write_error(path: str | Path, err: OSError, need: str = "") -> OutputError:
                              f"writing {p.name!r}{needs}: free space there, or render to another disk")
     if err.errno == errno.ENOENT and not folder.is_dir():
         return OutputError(f"the folder {str(folder)!r} was removed while the render was writing to it: "
-                           "run the command again (finished frames kept elsewhere are reused)")
+                           "create it again (or choose another output) and run the command again")
     if err.errno == errno.ENAMETOOLONG:
         return OutputError(f"the name {p.name!r} is too long for this filesystem: choose a shorter output name")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -515,9 +519,8 @@ def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95) -> None
         raise OutputError(
             f"image output {str(p)!r} has an unknown extension {suffix!r}: use one of {', '.join(IMAGE_SUFFIXES)}"
         )
-    parent = p.resolve().parent
-    if not parent.is_dir():
-        raise OutputError(f"output folder {str(parent)!r} does not exist: create it first or choose another path")
+    if not p.resolve().parent.is_dir():  # outputs were checked up front: the folder went away since
+        raise write_error(p, OSError(errno.ENOENT, "No such file or directory"))
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"image must be HxWx3 uint8 RGB, got {img.shape} {img.dtype}")
     params: list[int] = []

@@ -172,7 +172,10 @@ def render_image(
     out = dream_image(rgb, settings)
     write_image(output, out)
     seconds = time.perf_counter() - start
-    extra = {"command": command, "input": str(input), "model": engine.name, "layers": list(engine.layers),
+    from .resume import input_identity
+
+    extra = {"command": command, "input": str(input), "input_identity": input_identity(input),
+             "model": engine.name, "layers": list(engine.layers),
              "weights": engine.loaded.source.detail, "seconds": round(seconds, 3), "size": [out.shape[1], out.shape[0]]}
     path = write_settings_file(output, settings, extra)
     return RenderResult(output, out.shape[1], out.shape[0], 1, engine.name, seconds, path, notes=notes)
@@ -381,7 +384,8 @@ def render_video(
     decode_stats = DecodeStats()
     frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
                          max_frames=v.max_frames, stats=decode_stats)
-    work = WorkDir(output, settings.digest(), input_identity(input))
+    identity = input_identity(input)  # by content: batch compares it to skip a job only for the same input
+    work = WorkDir(output, settings.digest(), identity)
     try:
         done = work.open(resume)  # takes the output's lock: BusyError if another render holds it
     except BaseException:
@@ -448,8 +452,9 @@ def render_video(
     summary = metrics.summary()
     assert size is not None
     extra = {
-        "command": command, "input": str(input), "model": engine.name, "layers": list(engine.layers),
-        "weights": engine.loaded.source.detail, "fps": f"{fps.numerator}/{fps.denominator}", "frames": count,
+        "command": command, "input": str(input), "input_identity": identity, "model": engine.name,
+        "layers": list(engine.layers), "weights": engine.loaded.source.detail,
+        "fps": f"{fps.numerator}/{fps.denominator}", "frames": count,
         "size": list(size), "audio": bool(audio_from), "resumed_frames": done, "seconds": round(seconds, 3),
         "seconds_per_frame": round(seconds / max(count - done, 1), 4), "metrics": summary,
         "per_frame_strength": [round(x, 3) for x in metrics.strength],  # frames rendered in this run

@@ -17,6 +17,7 @@ finished frames count only up to the first one that is missing, truncated or of 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import BusyError, DiskFullError
+from .errors import BusyError, DiskFullError, OutputError
 
 # Inputs up to this size are hashed whole (a few hundred ms at most); larger ones by their size and
 # _SAMPLES evenly spaced blocks, first and last included, which any re-encode or other clip changes.
@@ -286,10 +287,20 @@ class WorkDir:
         try:
             write_image(self.frame_path(index), frame)
         except DiskFullError:
-            raise write_error(self.frame_path(index), OSError(28, "No space left on device"),
+            raise write_error(self.frame_path(index), OSError(errno.ENOSPC, "No space left on device"),
                               self._need(index)) from None
+        except OutputError:
+            self._check_still_there()
+            raise
         self.frames_done = index + 1
         self._write_state()
+
+    def _check_still_there(self) -> None:
+        """OutputError naming the work folder when it was removed under the running render."""
+        if not self.frames_dir.is_dir():
+            where = "its folder" if not self.output.parent.is_dir() else "the work folder"
+            raise OutputError(f"{where} {str(self.root)!r} was removed while the render was writing to it, with "
+                              f"its finished frames: run the command again to start over") from None
 
     def _write_state(self) -> None:
         from .encode import write_error
@@ -302,6 +313,8 @@ class WorkDir:
         except OSError as err:  # out of space or inodes, or the folder removed under us
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            if err.errno == errno.ENOENT:
+                self._check_still_there()
             raise write_error(self.root / "state.json", err, self._need(self.frames_done)) from None
 
     @contextlib.contextmanager

@@ -481,7 +481,8 @@ def render_zoom(
     if not z.loop:
         summary.pop("seam", None)
     extra = {
-        "command": command, "input": str(input) if input is not None else None, "noise": bool(z.noise),
+        "command": command, "input": str(input) if input is not None else None, "input_identity": source["input"],
+        "noise": bool(z.noise),
         "model": engine.name, "layers": list(engine.layers), "weights": engine.loaded.source.detail,
         "fps": f"{fps.numerator}/{fps.denominator}", "frames": n, "size": [w, h],
         "audio": str(audio_from) if audio_from is not None else None,
