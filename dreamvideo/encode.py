@@ -164,13 +164,24 @@ def human_bytes(n: float) -> str:
 
 def free_bytes(folder: Path) -> int | None:
     """Free bytes for an unprivileged user on the disk holding ``folder`` (its nearest existing parent)."""
+    try:
+        return shutil.disk_usage(_existing(folder)).free
+    except OSError:
+        return None
+
+
+def _existing(folder: Path) -> Path:
     p = Path(os.path.abspath(folder))
     while not p.exists() and p != p.parent:
         p = p.parent
-    try:
-        return shutil.disk_usage(p).free
-    except OSError:
-        return None
+    return p
+
+
+def write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write a whole file; a full disk raises OSError(ENOSPC) (numpy's tofile says only "requested and
+    written" with no errno, which cannot be told apart from other faults)."""
+    with open(path, "wb") as fh:
+        fh.write(data)
 
 
 def write_error(path: str | Path, err: OSError, need: str = "") -> OutputError:
@@ -180,11 +191,21 @@ def write_error(path: str | Path, err: OSError, need: str = "") -> OutputError:
     p = Path(path)
     folder = p.parent
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        free = free_bytes(folder)
-        left = f", {human_bytes(free)} left" if free is not None else ""
         needs = f"; the render needs about {need} more" if need else ""
-        return DiskFullError(f"the disk holding {str(folder)!r} is full (no space, inodes or quota{left}) while "
-                             f"writing {p.name!r}{needs}: free space there, or render to another disk")
+        what = "is full"
+        try:
+            st = os.statvfs(_existing(folder))
+            if st.f_files and st.f_favail == 0:
+                what = "has no free inodes left (it holds too many files)"
+                needs = "; the render needs a file for each frame still to do" if need else ""
+            else:
+                what = f"is full ({human_bytes(st.f_bavail * st.f_frsize)} free)"
+        except (OSError, AttributeError):
+            pass
+        if err.errno == errno.EDQUOT:
+            what = "is over your disk quota"
+        return DiskFullError(f"the disk holding {str(folder)!r} {what} while writing {p.name!r}{needs}: "
+                             "free space there, or render to another disk")
     if err.errno == errno.ENOENT and not folder.is_dir():
         return OutputError(f"the folder {str(folder)!r} was removed while the render was writing to it: "
                            "create it again (or choose another output) and run the command again")
@@ -378,7 +399,7 @@ class FrameWriter:
                 raise MediaError(f"OpenCV could not encode frame {self.frames_written + 1} as PNG")
             frame_path = self._frames_dir / f"frame_{self.frames_written + 1:06d}.png"
             try:
-                buf.tofile(str(frame_path))
+                write_bytes(frame_path, buf.data)
             except OSError as err:  # a full disk: typed, and the writer aborts cleanly
                 raise write_error(frame_path, err) from None
         else:
@@ -533,7 +554,7 @@ def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95) -> None
         raise MediaError(f"OpenCV could not encode {str(p)!r} as {suffix}")
     temp = _temp_sibling(p, "partial")
     try:
-        buf.tofile(str(temp))
+        write_bytes(temp, buf.data)
         os.replace(temp, p)
     except OSError as err:  # permission, a full disk, a vanished folder
         _remove(temp)
