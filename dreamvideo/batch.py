@@ -133,10 +133,19 @@ def done_reason(job: Job) -> str | None:
         try:
             if job.input.stat().st_mtime_ns > sidecar.stat().st_mtime_ns:
                 return None  # the input was replaced after the render
-        except OSError:
+            recorded_identity = doc.get("input_identity")
+            if isinstance(recorded_identity, dict):  # by content: `cp -p` of another clip keeps the mtime
+                from .resume import input_identity
+
+                if input_identity(job.input) != recorded_identity:
+                    return None
+        except (OSError, DreamVideoError):
             pass  # input not mounted right now: the finished output still stands
     if job.soundtrack is not None and doc.get("soundtrack") != str(job.soundtrack):
         return None  # another sound track
+    warnings = doc.get("warnings")
+    if isinstance(warnings, list) and warnings:  # done, but not as asked: say so on every rerun
+        return f"already done ({_show(out)}, same settings), with a warning: {warnings[0]}"
     return f"already done ({_show(out)}, same settings)"
 
 
@@ -388,8 +397,12 @@ def run_batch(
         log(line)
         log(f"settings: {_show(result.settings_path)}")
         on_event(f"{tag}: {line}")
+        warnings = [str(w) for w in (getattr(result, "warnings", None) or [])]  # e.g. a damaged input
+        for w in warnings:
+            log(f"warning: {w}")
+            on_event(f"{tag}: warning: {w}")
         outcomes.append(JobOutcome(job, "done", seconds=seconds, frames=frames, resumed_frames=resumed,
-                                   log=log.path))
+                                   reason=f"warning: {warnings[0]}" if warnings else None, log=log.path))
     return BatchSummary(manifest=manifest.path, dry_run=dry_run, outcomes=outcomes,
                         seconds=time.perf_counter() - t0)
 
@@ -432,6 +445,7 @@ def format_summary(summary: BatchSummary) -> list[str]:
         if o.frames is not None and o.resumed_frames:
             frames = f"{o.frames} ({o.resumed_frames} kept)"
         detail = o.reason if o.status in ("failed", "skipped", "would-skip") or (o.reason and summary.dry_run) \
+            or (o.status == "done" and o.reason) \
             else _show(o.job.output)
         rows.append((str(o.job.index), o.job.name, o.status.upper() if o.status == "failed" else o.status,
                      time_text, frames, detail or ""))

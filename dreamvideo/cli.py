@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
 import shlex
 import sys
 import time
@@ -50,6 +51,16 @@ def main(
     ] = None,
 ) -> None:
     """DeepDream renderer for video, infinite zooms and overnight batches."""
+    _bytes_safe_streams()
+
+
+def _bytes_safe_streams() -> None:
+    """File names with bytes that are not UTF-8 print as those bytes (as ls does), never a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="surrogateescape")
 
 
 # --- options derived from the settings ------------------------------------------------------------
@@ -186,10 +197,22 @@ def _user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted: finished frames are kept; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
+    except OSError as err:  # a file-system fault the library did not foresee: still one line, not a traceback
+        where = f" ({os.fsdecode(err.filename)!r})" if err.filename else ""
+        typer.echo(f"error: {err.strerror or err}{where}: check the disk and the paths given", err=True)
+        raise typer.Exit(1) from None
 
 
 def _note(message: str) -> None:
-    typer.echo(f"note: {message}", err=True)
+    from tqdm import tqdm
+
+    tqdm.write(f"note: {message}", file=sys.stderr)  # on a line of its own, above a running progress bar
+
+
+def _warn(result: Any) -> None:
+    """A render's warnings (output that is not what was asked), a line each, after its progress bar."""
+    for message in getattr(result, "warnings", None) or []:
+        typer.echo(f"warning: {message}", err=True)
 
 
 class _Progress:
@@ -269,6 +292,7 @@ def video(
                                   on_note=_note, resume=resume)
         finally:
             progress.close()
+        _warn(result)
         typer.echo(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
                    f"{result.seconds:.1f} s)")
         if report:
@@ -384,7 +408,7 @@ def presets_list(ctx: typer.Context) -> None:
         return
     from .presets import list_presets
 
-    for p in list_presets():
+    for p in list_presets(on_skip=_note):  # a bad file in the user's folder is a note, not the end of the list
         typer.echo(f"{p.name:<18} {p.description}")
 
 

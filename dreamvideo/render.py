@@ -28,6 +28,7 @@ import numpy as np
 
 from .config import Settings
 from .errors import InputError
+from .resume import input_identity
 from .toolkit import (
     IMAGE_KINDS,
     VIDEO_KINDS,
@@ -93,9 +94,9 @@ def render_image(
     out = dream_image(rgb, settings)
     write_image(target.path, out)
     seconds = run.seconds()
-    path = run.finish({"input": str(input), "model": engine.name, "layers": list(engine.layers),
-                       "weights": engine.loaded.source.detail, "seconds": round(seconds, 3),
-                       "size": [out.shape[1], out.shape[0]]})
+    path = run.finish({"input": str(input), "input_identity": input_identity(input), "model": engine.name,
+                       "layers": list(engine.layers), "weights": engine.loaded.source.detail,
+                       "seconds": round(seconds, 3), "size": [out.shape[1], out.shape[0]]})
     return RenderResult(target.path, out.shape[1], out.shape[0], 1, engine.name, seconds, path, notes=run.notes)
 
 
@@ -224,6 +225,10 @@ def _producer(frames: Iterator[np.ndarray], flow_method: str, need_flow_from: in
         put(None)
     except BaseException as err:  # handed to the main thread, which raises it there
         put(err)
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()  # release the capture in this thread, before render_video's join returns
 
 
 def estimate_frames(info: Any, settings: Settings) -> int | None:
@@ -260,14 +265,14 @@ def render_video(
     when complete. ``output``: a path ("name/" as text for PNG frames) or an OutputTarget;
     ``record``: extra keys for the settings JSON (a batch adds its manifest and job).
     """
-    from .decode import iter_frames
+    from .decode import DecodeStats, iter_frames
     from .dream import get_engine
     from .encode import open_writer
-    from .probe import probe, require_video
-    from .resume import input_identity
+    from .probe import probe, require_moving_video
+
 
     input = Path(input)
-    info = require_video(probe(input))
+    info = require_moving_video(probe(input))
     target = output_target(output, [input], allowed=VIDEO_KINDS, crf=settings.encode.crf)
     run = RunContext(target, settings, command=command, on_note=on_note, record=record)
     fps: Fraction = info.fps
@@ -276,11 +281,19 @@ def render_video(
     for n in engine.loaded.notes:
         run.note(n)
     estimate = estimate_frames(info, settings)
-    done = run.open_work(input_identity(input), resume)
+    # Open the input before the work folder, so an input OpenCV cannot read leaves no folder behind.
+    decode_stats = DecodeStats()
+    frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
+                         max_frames=v.max_frames, stats=decode_stats)
+    identity = input_identity(input)  # by content: batch compares it to skip a job only for the same input
+    try:  # takes the output's lock: BusyError if another render holds it
+        done = run.open_work(identity, resume, plan=(estimate, _scaled(info.width, info.height,
+                                                                        settings.dream.max_side)))
+    except BaseException:
+        frames.close()  # type: ignore[attr-defined]
+        raise
     work = run.work
     assert work is not None
-    frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
-                         max_frames=v.max_frames)
     chain = VideoChain(engine, settings)
     metrics = Metrics()
     q: queue.Queue = queue.Queue(maxsize=4)
@@ -324,18 +337,45 @@ def render_video(
             if writer is None:
                 raise InputError(f"{input}: no frame could be decoded: check the file plays, and --start/--duration")
     finally:
+        # Stop and join the decoder before anything else: a thread still inside OpenCV when the
+        # interpreter exits aborts the process ("terminate called without an active exception").
         stop.set()
-    if estimate and count < estimate * 0.9:
-        run.note(f"decoded {count} frames where the header promised about {estimate}: the file may be truncated")
+        producer.join()
+    warnings = decode_warnings(input, count, decode_stats.repeated, estimate)  # the caller shows them
     seconds = run.seconds()
     summary = metrics.summary()
     assert size is not None
     path = run.finish({
-        "input": str(input), "model": engine.name, "layers": list(engine.layers),
+        "input": str(input), "input_identity": identity, "model": engine.name, "layers": list(engine.layers),
         "weights": engine.loaded.source.detail, "fps": f"{fps.numerator}/{fps.denominator}", "frames": count,
         "size": list(size), "audio": bool(audio_from), "resumed_frames": done, "seconds": round(seconds, 3),
         "seconds_per_frame": round(seconds / max(count - done, 1), 4), "metrics": summary,
         "per_frame_strength": [round(x, 3) for x in metrics.strength],  # frames rendered in this run
         "timeline": timeline.describe() if timeline is not None else [],
+        # What the decoder met (this run): frames that decoded, broken ones repeated, the header's promise.
+        "decode": {"decoded_frames": decode_stats.decoded, "repeated_frames": decode_stats.repeated,
+                   "expected_frames": estimate},
+        "warnings": warnings,
     })
-    return RenderResult(target.path, size[0], size[1], count, engine.name, seconds, path, done, summary, run.notes)
+    return RenderResult(target.path, size[0], size[1], count, engine.name, seconds, path, done, summary, run.notes,
+                        warnings)
+
+
+def _scaled(w: int, h: int, max_side: int | None) -> tuple[int, int]:
+    """(w, h) after decode.resize_max_side's downscale to ``max_side`` (never up)."""
+    longest = max(w, h, 1)
+    if max_side is None or longest <= max_side:
+        return w, h
+    return max(1, round(w * max_side / longest)), max(1, round(h * max_side / longest))
+
+
+def decode_warnings(input: Path, frames: int, repeated: int, expected: int | None) -> list[str]:
+    """Warnings for a video that decoded short of its header's promise, or with broken frames."""
+    out = []
+    if expected and frames < expected * 0.9:
+        out.append(f"{str(input)!r} gave {frames} of the {expected} frames its header promises: the file is "
+                   "truncated or damaged; the output is that much shorter (re-encode or re-download the input)")
+    if repeated:
+        out.append(f"{str(input)!r} has {repeated} broken frame{'s' if repeated != 1 else ''} that could not be "
+                   "decoded: each was replaced by the previous good frame to keep the timing")
+    return out

@@ -401,7 +401,7 @@ def render_zoom(
     source: dict[str, Any] = {"input": input_identity(input)}
     if settings.react and soundtrack is not None:
         source["audio"] = input_identity(soundtrack)
-    done = run.open_work(source, resume, limit=total)
+    done = run.open_work(source, resume, limit=total, plan=(total, (w, h)))
     work = run.work
     assert work is not None
     audio_from = soundtrack if (soundtrack is not None and settings.encode.audio) else None
@@ -455,7 +455,8 @@ def render_zoom(
     if not z.loop:
         summary.pop("seam", None)
     path = run.finish({
-        "input": str(input) if input is not None else None, "noise": bool(z.noise),
+        "input": str(input) if input is not None else None, "input_identity": source["input"],
+        "noise": bool(z.noise),
         "model": engine.name, "layers": list(engine.layers), "weights": engine.loaded.source.detail,
         "fps": f"{fps.numerator}/{fps.denominator}", "frames": n, "size": [w, h],
         "audio": str(audio_from) if audio_from is not None else None,
