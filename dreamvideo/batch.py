@@ -172,7 +172,8 @@ def _default_name(output: str) -> str:
 
 def _check_model(where: str, settings: Settings) -> None:
     """Unknown model or layer names are manifest errors (no model is built here)."""
-    from .model import check_layers, get_spec
+    from .model import get_spec
+    from .objective import plan
 
     d = settings.dream
     if d.model is None:
@@ -180,7 +181,7 @@ def _check_model(where: str, settings: Settings) -> None:
     try:
         spec = get_spec(d.model)
         if spec.layers:
-            check_layers(spec, d.layers)
+            plan(spec, d.layers, d.dream_class)  # layer names (specs like mixed4:97), a classifier for dream_class
     except ModelError as err:
         raise ConfigError(f"{where}: {err}") from None
 

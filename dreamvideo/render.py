@@ -129,12 +129,16 @@ def match_color(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def dream_image(image: np.ndarray, settings: Settings | None = None, seed: int | None = None) -> np.ndarray:
     """Dream an HxWx3 RGB image (uint8 or float 0..255) with ``settings``; returns uint8 HxWx3."""
+    from .controls import Controls
     from .dream import DreamParams, get_engine
 
     settings = settings or Settings()
     engine = get_engine(settings.dream)
+    controls = Controls.open(settings)  # keep_colors, mask: read and checked before the dream
     params = DreamParams.from_config(settings.dream)
     out = engine.dream(np.asarray(image, dtype=np.float32), params, seed=settings.dream.seed if seed is None else seed)
+    if controls is not None:
+        out = controls.apply(out, np.asarray(image, dtype=np.float32))
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -180,9 +184,10 @@ class VideoChain:
     uint8 one, exactly what was saved, so a resumed run continues bit for bit.
     """
 
-    def __init__(self, engine: Any, settings: Settings):
+    def __init__(self, engine: Any, settings: Settings, controls: Any = None):
         self.engine = engine
         self.settings = settings
+        self.controls = controls  # controls.Controls (keep_colors, mask) or None
         self.prev_raw: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the input
         self.prev_out: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the output
 
@@ -234,6 +239,8 @@ class VideoChain:
         out = self.engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index))
         if v.color_match:
             out = match_color(out, rawf)
+        if self.controls is not None:
+            out = self.controls.apply(out, rawf, index)
         out8 = np.clip(np.rint(out), 0, 255).astype(np.uint8)
         self.prev_raw, self.prev_out = raw, out8
         return out8, {"cut": bool(cut), "seeded": seeded}
@@ -343,6 +350,7 @@ def render_video(
     an interruption continues where it stopped. The output appears under its final name only
     when complete.
     """
+    from .controls import Controls
     from .decode import iter_frames
     from .dream import get_engine
     from .encode import open_writer
@@ -356,6 +364,7 @@ def render_video(
     fps: Fraction = info.fps
     v = settings.video
     engine = get_engine(settings.dream)
+    controls = Controls.open(settings, clip=input)  # a bad mask fails here, before any frame
     notes: list[str] = []
 
     def note(msg: str) -> None:
@@ -373,7 +382,7 @@ def render_video(
         note(f"resuming: {done} finished frames kept from the interrupted render")
     frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
                          max_frames=v.max_frames)
-    chain = VideoChain(engine, settings)
+    chain = VideoChain(engine, settings, controls)
     metrics = Metrics()
     q: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()

@@ -238,12 +238,14 @@ def dream_frame(
     start: np.ndarray,
     values: dict[str, Any] | None = None,
     step: np.ndarray | None = None,
+    controls: Any = None,
 ) -> np.ndarray:
     """Frame ``index`` of the dive, HxWx3 uint8.
 
     ``prev`` = frame index-1 as saved (uint8), None for frame 0 (which dreams ``start`` with the full
     settings); ``values`` = this frame's schedule/reaction overrides of flat settings; ``step`` = this
-    frame's camera step (default: step_transform at the settings' fps with ``values``).
+    frame's camera step (default: step_transform at the settings' fps with ``values``); ``controls``
+    (controls.Controls: keep_colors, mask) treat the undreamed, camera-moved frame as the source.
     Seeded frames are dreamed with ``warm_steps`` over ``warm_octaves`` at the full ``step_size``: the
     camera keeps magnifying the picture, so fine detail must be grown anew at every frame (the video
     chain's ``warm_step_scale`` is not applied: at 0.35 a dive goes soft, 2.3x less edge energy).
@@ -272,6 +274,8 @@ def dream_frame(
     out = engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index))
     if v.color_match:
         out = match_color(out, start)
+    if controls is not None:
+        out = controls.apply(out, seed_img, index)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -357,6 +361,7 @@ def render_zoom(
     same call after an interruption continues the chain from the last saved frame; the output
     appears under its final name only when complete, with a settings JSON beside it.
     """
+    from .controls import Controls
     from .dream import get_engine
     from .encode import open_writer
     from .probe import check_input_file, probe
@@ -405,6 +410,7 @@ def render_zoom(
     total = n + fade
 
     engine = get_engine(settings.dream)
+    controls = Controls.open(settings)  # keep_colors, a still mask: checked before any frame
     for msg in engine.loaded.notes:
         note(msg)
 
@@ -450,7 +456,7 @@ def render_zoom(
                 if still:
                     out8 = np.clip(np.rint(transform(start, camera[:2])), 0, 255).astype(np.uint8)
                 else:
-                    out8 = dream_frame(engine, settings, index, prev, start, values, step)
+                    out8 = dream_frame(engine, settings, index, prev, start, values, step, controls)
                 work.save_frame(index, out8)
             prev = out8
             if not z.loop:
