@@ -24,7 +24,8 @@ def class_names() -> tuple[tuple[str, ...], ...]:
     text = resources.files("dreamvideo").joinpath("imagenet_classes.txt").read_text(encoding="utf-8")
     names = tuple(tuple(s.strip() for s in line.split(",") if s.strip()) for line in text.splitlines() if line.strip())
     if len(names) != N_CLASSES:  # pragma: no cover - a broken install
-        raise ConfigError(f"the shipped ImageNet class list has {len(names)} lines, not {N_CLASSES}: reinstall dreamvideo")
+        raise ConfigError(f"the shipped ImageNet class list has {len(names)} lines, not {N_CLASSES}: "
+                          "reinstall dreamvideo")
     return names
 
 

@@ -214,7 +214,8 @@ RULES: dict[str, Rule] = {
     "max_side": Rule("int", 32, MAX_SIDE, optional=True, help="Downscale so the longer side is at most this (px)."),
     "seed": Rule("int", 0, 2**31 - 1, help="Random seed (same seed + input + settings = same output)."),
     "guide": Rule("str", optional=True, help="Guide image: dream toward its features (guided dream)."),
-    "guide_weight": Rule("float", 0, 1, vary=True, help="How much the guide steers: 0 = the layers alone, 1 = the guide alone."),
+    "guide_weight": Rule("float", 0, 1, vary=True,
+                         help="How much the guide steers: 0 = the layers alone, 1 = the guide alone."),
     "dream_class": Rule("class", 0, 999, optional=True, help="ImageNet class to dream toward, by name (e.g. monarch)"
                         " or index (models with a classifier: efficientnet_lite0)."),
     "keep_colors": Rule("bool", flag="--keep-colors/--no-keep-colors",

@@ -124,7 +124,8 @@ class Controls:
         while self._next <= index:
             grey = next(self.frames, None)
             if grey is None:
-                raise InputError(f"the mask video ends before frame {index} of the clip: give a mask of the clip's length")
+                raise InputError(f"the mask video ends before frame {index} of the clip: "
+                                 "give a mask of the clip's length")
             self._next += 1
         assert grey is not None, "frames are asked for in increasing order"
         return mask_weights(grey, size, self.feather)

@@ -115,7 +115,8 @@ def fit_guide(guide: np.ndarray, height: int, width: int) -> np.ndarray:
     gh, gw = guide.shape[:2]
     cover = max(w / gw, h / gh)
     nw, nh = max(w, round(gw * cover)), max(h, round(gh * cover))
-    big = cv2.resize(np.asarray(guide, np.float32), (nw, nh), interpolation=cv2.INTER_AREA if cover < 1 else cv2.INTER_CUBIC)
+    interp = cv2.INTER_AREA if cover < 1 else cv2.INTER_CUBIC
+    big = cv2.resize(np.asarray(guide, np.float32), (nw, nh), interpolation=interp)
     y, x = (nh - h) // 2, (nw - w) // 2
     return np.ascontiguousarray(big[y:y + h, x:x + w])
 
