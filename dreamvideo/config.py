@@ -279,6 +279,10 @@ RULES: dict[str, Rule] = {
     "audio": Rule("bool", panel="Output", commands=_CHAIN, flag="--audio/--no-audio",
                   help="Keep the source's sound (zoom: the --soundtrack's)."),
 }
+# The layer gallery (`dreamvideo layers`) takes the dream knobs that shape a tile as flags too.
+for _name in ("model", "weights", "loss", "octaves", "octave_scale", "steps", "step_size", "jitter", "tile_size",
+              "max_side", "seed", "keep_colors"):
+    RULES[_name] = dataclasses.replace(RULES[_name], commands=(*RULES[_name].commands, "layers"))
 if set(RULES) != set(FLAT_INDEX):  # pragma: no cover - a developer error, caught by any import
     raise RuntimeError(f"RULES and the settings differ: {sorted(set(RULES) ^ set(FLAT_INDEX))}")
 

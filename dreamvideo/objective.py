@@ -205,5 +205,17 @@ class ObjectiveGraph:
         self.guide_weight.assign(float(guide_weight) if self.guided else 0.0)
 
 
+
+
+
+def layer_channels(spec: Any) -> dict[str, int]:
+    """Each dreamable layer's channel count, from the model built without weights (no download)."""
+    from .model import import_tensorflow
+
+    import_tensorflow()
+    model = spec.build(None)
+    return {name: int(model.get_layer(name).output.shape[-1]) for name in spec.layers}
+
+
 __all__ = ["Term", "parse_layer_spec", "plan", "guide_layers", "fit_guide", "class_models", "ObjectiveGraph",
-           "MAX_WEIGHT"]
+           "layer_channels", "MAX_WEIGHT"]
