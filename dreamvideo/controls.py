@@ -57,7 +57,9 @@ def mask_weights(grey: np.ndarray, size: tuple[int, int], feather: int) -> np.nd
         g = g.mean(axis=2)
     w, h = size
     if g.shape != (h, w):
-        g = cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA if g.shape[0] > h else cv2.INTER_LINEAR)
+        # Shrinking averages; enlarging takes the nearest pixel, so an enlarged black stays black
+        # to its edge (bilinear would leak grey, hence dream, into it); the feather softens the edge.
+        g = cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA if g.shape[0] > h else cv2.INTER_NEAREST_EXACT)
     m = np.clip((g - _SNAP) / (255.0 - 2 * _SNAP), 0.0, 1.0)
     if feather > 0 and (m <= 0).any():
         # Distance (px) to the nearest black pixel; the weight ramps 0 -> 1 over ``feather`` px (smoothstep).
