@@ -94,10 +94,10 @@ def test_class_logit_rises_into_the_top_5(combo):
     src = _small("fruits.jpg", (128, 128))
     out = combo.dream(src, _params(24, term_weights=(0.0, 0.0, 1.0), guide_weight=0.0))
     before, after = combo.features(src)["logits"], combo.features(out)["logits"]
-    top5 = list(np.argsort(-after)[:5])
-    msg = f"logit {before[CLASS]:.2f} -> {after[CLASS]:.2f}; top 5 before {list(np.argsort(-before)[:5])}, after {top5}"
+    top5_before, top5 = ([int(i) for i in np.argsort(-x)[:5]] for x in (before, after))
+    msg = f"logit {before[CLASS]:.2f} -> {after[CLASS]:.2f}; top 5 before {top5_before}, after {top5}"
     print(msg)
-    assert CLASS not in np.argsort(-before)[:5], msg
+    assert CLASS not in top5_before, msg
     assert after[CLASS] > before[CLASS] + 2.0 and CLASS in top5, msg
 
 
@@ -175,6 +175,8 @@ def test_mask_video_moves_with_its_clip(tmp_path):
     masks = _moving_square(5)
     mask = _lossless_clip(tmp_path / "mask.mp4", masks)
     out = tmp_path / "frames/"
+    # --independent: in the coherent chain a square moving over a still picture gets only warm steps where
+    # it uncovers new pixels (22.8 -> 8.4 mean change by frame 3); that is the chain's business, not the mask's.
     result = runner.invoke(app, ["video", str(clip), "-o", str(out), "--mask", str(mask), "--mask-feather", "2",
                                  "--independent", *_DREAM])
     assert result.exit_code == 0, result.output
