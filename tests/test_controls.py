@@ -252,3 +252,13 @@ def test_layers_sheet_has_one_labelled_tile_per_layer(tmp_path, photo):
     print(f"sheet {sheet.shape}, neighbouring tiles differ by {min(diffs):.2f}..{max(diffs):.2f}")
     assert min(diffs) > 0.5, f"neighbouring tiles differ by {min(diffs):.2f} at least"
     assert f"{len(DREAM_LAYERS)} tiles" in result.output
+
+
+def test_layer_specs_and_class_names_resolve_in_the_settings():
+    from dreamvideo.config import Settings, merge
+    from dreamvideo.objective import parse_layer_spec
+
+    s = merge(Settings(), {"layers": "mixed4:97, mixed3=0.5", "dream_class": "Monarch Butterfly"}, source="test")
+    assert s.dream.layers == ("mixed4:97", "mixed3=0.5") and s.dream.dream_class == 323
+    assert [parse_layer_spec(e) for e in s.dream.layers] == [("mixed4", 97, 1.0), ("mixed3", None, 0.5)]
+    assert merge(Settings(), {"dream_class": 5}, source="test").dream.dream_class == 5
