@@ -618,3 +618,29 @@ def test_read_toml_errors_are_config_errors(tmp_path):
         read_toml(tmp_path / "none.toml")
     with pytest.raises(InputError):  # and not a crash: an unreadable input is typed too
         input_identity(tmp_path / "none.mp4")
+
+
+def test_frame_damaged_inside_is_redone_on_the_next_run(tmp_path):
+    """A frame whose PNG looks complete but no longer decodes: one typed error, and the rerun redoes it."""
+    from dreamvideo.render import render_video
+
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1.0)
+    out = tmp_path / "out.mp4"
+
+    def stop_at_5(done: int, _total) -> None:
+        if done == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_video(clip, out, tiny(), on_progress=stop_at_5)
+    frame = work_dir_for(out) / "frames" / "000002.png"
+    data = bytearray(frame.read_bytes())
+    for i in range(60, min(len(data) - 20, 200)):  # inside the image data; header and end chunk intact
+        data[i] ^= 0x55
+    frame.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="finished frame 2 of the interrupted render is damaged: run the same"):
+        render_video(clip, out, tiny())
+    notes: list[str] = []
+    result = render_video(clip, out, tiny(), on_note=notes.append)
+    assert result.frames == 10 and result.resumed_frames == 1, notes
+    assert sum(1 for _ in iter_frames(out)) == 10
