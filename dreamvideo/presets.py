@@ -76,7 +76,8 @@ def read_toml(path: Path) -> dict[str, Any]:
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, not a TOML file: check the path") from None
     except OSError as err:
-        raise ConfigError(f"{path}: cannot be read ({err.strerror or err.__class__.__name__}): check the file") from None
+        why = err.strerror or err.__class__.__name__
+        raise ConfigError(f"{path}: cannot be read ({why}): check the file") from None
     if len(raw) > MAX_TOML_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_TOML_BYTES // (1024 * 1024)} MiB, far beyond any preset or "
                           "manifest: check that this is the right file")

@@ -166,7 +166,12 @@ class WorkDir:
             self._lock_fd = None
 
     def __del__(self) -> None:  # a driver that forgot to release must not block the next render
-        self.release()
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except Exception:  # noqa: BLE001  # at interpreter exit even `os` may be gone: never a message
+                pass
 
     # -- state -----------------------------------------------------------------------------------
     def open(self, resume: bool = True) -> int:
@@ -251,10 +256,19 @@ class WorkDir:
         return self.frames_dir / f"{index + 1:06d}.png"
 
     def load_frame(self, index: int) -> np.ndarray:
-        """A finished frame, HxWx3 uint8 RGB."""
+        """A finished frame, HxWx3 uint8 RGB. A frame that no longer decodes (damaged after it was
+        checked) cuts the state back to it, so running the command again redoes it and what follows."""
         from .decode import read_image
+        from .errors import DreamVideoError, InputError
 
-        return read_image(self.frame_path(index))
+        try:
+            return read_image(self.frame_path(index))
+        except DreamVideoError:
+            if index < self.frames_done:
+                self.frames_done = index
+                self._write_state()
+            raise InputError(f"finished frame {index + 1} of the interrupted render is damaged: run the same "
+                             f"command again to resume from it (or use --no-resume to start over)") from None
 
     def plan(self, total_frames: int | None, frame_size: tuple[int, int], copies: int = 1) -> str | None:
         """Record what the render will write; a note when the disk looks too small for it, else None.
