@@ -244,7 +244,10 @@ def video(
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Drop the source's sound.")] = False,
     schedule: ScheduleOpt = None,
     react: ReactOpt = None,
-    report: Annotated[bool, typer.Option("--report", help="Print flicker, dream strength and drift.")] = False,
+    report: Annotated[bool, typer.Option("--report", help="Print flicker, strength hold, moving/static and drift; "
+                                         "write <output>.report.png (input|output frames above a per-frame plot).")] = False,
+    deflicker: Annotated[bool, typer.Option("--deflicker", help="Flow-guided temporal filter on the output: "
+                                            "steadier, a little softer (deflicker setting, 0.5).")] = False,
     resume: ResumeOpt = True,
     set_: SetOpt = None,
 ) -> None:
@@ -259,6 +262,8 @@ def video(
                                      max_frames=max_frames, crf=crf)
         if independent:
             overrides["coherent"] = False
+        if deflicker:
+            overrides["deflicker"] = 0.5
         if no_audio:
             overrides["audio"] = False
         if schedule:
@@ -270,17 +275,25 @@ def video(
         progress = _Progress()
         try:
             result = render_video(input, output, settings, command=_command_line(), on_progress=progress,
-                                  on_note=_note, resume=resume)
+                                  on_note=_note, resume=resume, report=report)
         finally:
             progress.close()
         typer.echo(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
                    f"{result.seconds:.1f} s)")
         if report:
             _print_metrics(result.metrics)
+            from .render import report_path
+
+            typer.echo(f"  report figure: {report_path(result.output)}")
 
 
 def _print_metrics(metrics: dict[str, float]) -> None:
     labels = {"flicker": "flicker (output / input, along the motion)", "strength": "dream strength (mean |out-in|, 0-255)",
+              "strength_settled": "settled dream strength (second half)",
+              "scratch_strength": "from-scratch strength (3 sampled frames)",
+              "settled_over_scratch": "settled / from-scratch strength",
+              "growth": "strength growth (last quarter / first)",
+              "moving_over_static": "strength on moving / static pixels",
               "drift_per_100_frames": "brightness drift per 100 frames (0-255)"}
     for key, value in metrics.items():
         typer.echo(f"  {labels.get(key, key)}: {value}")

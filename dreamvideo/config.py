@@ -19,6 +19,8 @@ from .errors import ConfigError
 LOSSES = ("mean", "meansquare")
 FLOWS = ("dis-fast", "dis-medium", "farneback")
 WARPS = ("detail", "frame")
+WARP_KERNELS = ("linear", "cubic")
+COLOR_HOLDS = ("std", "offset")
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,18 @@ class VideoConfig:
 
     flow: str = "dis-medium"  # optical flow: "dis-medium" (default: ~30% less warp error than dis-fast for ~40 ms/frame at 640x360, bench/bench_flow.py), "dis-fast", "farneback"
     warp: str = "detail"  # carried to the next frame: "detail" (dream minus raw; default) or the whole dreamed "frame". Measured on 100 vtest frames: "frame" flickers a little less (2.6 vs 3.1) only by lagging the scene: in moving regions |out-in| grows 15 -> 31 (smeared people) while "detail" stays at 5
-    blend: float = 0.02  # mix of the raw frame into the warped dream before dreaming, 0 = all warped dream, 1 = all raw
-    warm_steps: int = 4  # steps per octave for frames seeded from the previous dream (the first frame uses `steps`)
+    blend: float = 0.0  # mix of the raw frame into the warped dream before dreaming, 0 = all warped dream, 1 = all raw; > 0 fades the carried dream by that share every frame
+    warm_steps: int = 8  # steps per octave for frames seeded from the previous dream (the first frame uses `steps`), >= 0
     warm_octaves: int = 2  # octaves for seeded frames (at most `octaves`): the coarse structure is inherited, only fine detail is redone
-    warm_step_scale: float = 0.35  # step size of seeded frames relative to step_size, 0..1: small steps refresh the carried dream without churning it (vtest: flicker 10 -> 3, no snowball over 100 frames)
-    detail_decay: float = 0.98  # factor on the carried dream detail per frame, 0..1; < 1 keeps it from snowballing
+    warm_step_scale: float = 0.05  # step size of seeded frames where the flow trusts the carried dream, relative to step_size, 0..1 (exclusive of 0): the carried dream is kept, barely churned (bench/RESULTS.md, issue 12)
+    detail_decay: float = 1.0  # factor on the carried dream detail per frame, 0..1; < 1 fades it (v1 needed 0.98 against snowballing; the temporal pull now bounds it)
+    fresh_step_scale: float = 1.0  # step size of seeded frames where the flow mask does NOT trust the carried dream (new content), relative to step_size, 0..1
+    carry_untrusted: float = 1.0  # share of the warped dream kept in the seed where the flow mask does not trust it, 0..1 (0 = raw frame there; those pixels are dreamed with fresh steps either way)
+    catch_up: float = 0.0  # how much a seeded pixel carrying less dream than the frame's typical strength is treated as new content, 0..1 (0 = only the flow mask decides)
+    temporal_weight: float = 0.5  # pull per warm step toward the warped previous dream where the mask trusts it, fraction of the distance, 0..1 (0 = none)
+    warp_kernel: str = "cubic"  # how the carried dream is resampled along the flow: "linear" (bilinear) or "cubic" (bicubic clamped to the 3x3 range: keeps detail, no ringing)
+    color_hold: str = "offset"  # drift control of seeded frames when color_match is on: "std" (mean and std held to the raw frame's) or "offset" (the mean of dream minus raw held to the previous frame's: no drift, contrast kept)
+    deflicker: float = 0.0  # post-pass: share of the flow-warped previous output mixed into trusted pixels, 0..0.9 (0 = off); steadier, a little softer
     scene_cut: float = 0.5  # fraction of pixels the flow cannot explain above which the chain restarts, 0..1
     coherent: bool = True  # False = dream every frame from its raw frame (boils; kept to compare and measure)
     color_match: bool = True  # hold each dreamed frame's colour mean/std to its source frame's (no drift over time)
@@ -243,6 +252,13 @@ def _check(s: Settings) -> None:
     need(v.warm_octaves >= 1, f"warm_octaves must be >= 1, got {v.warm_octaves}")
     need(0.0 < v.warm_step_scale <= 1.0, f"warm_step_scale must be within 0..1 (exclusive of 0), got {v.warm_step_scale}")
     need(0.0 <= v.detail_decay <= 1.0, f"detail_decay must be within 0..1, got {v.detail_decay}")
+    need(0.0 <= v.fresh_step_scale <= 1.0, f"fresh_step_scale must be within 0..1, got {v.fresh_step_scale}")
+    need(0.0 <= v.carry_untrusted <= 1.0, f"carry_untrusted must be within 0..1, got {v.carry_untrusted}")
+    need(0.0 <= v.catch_up <= 1.0, f"catch_up must be within 0..1, got {v.catch_up}")
+    need(0.0 <= v.temporal_weight <= 1.0, f"temporal_weight must be within 0..1, got {v.temporal_weight}")
+    need(v.warp_kernel in WARP_KERNELS, f"warp_kernel {v.warp_kernel!r} is unknown: use one of {', '.join(WARP_KERNELS)}")
+    need(v.color_hold in COLOR_HOLDS, f"color_hold {v.color_hold!r} is unknown: use one of {', '.join(COLOR_HOLDS)}")
+    need(0.0 <= v.deflicker <= 0.9, f"deflicker must be within 0..0.9, got {v.deflicker}")
     need(0.0 < v.scene_cut <= 1.0, f"scene_cut must be within 0..1 (exclusive of 0), got {v.scene_cut}")
     need(v.start >= 0, f"start must be >= 0 seconds, got {v.start}")
     need(v.duration is None or v.duration > 0, f"duration must be > 0 seconds, got {v.duration}")

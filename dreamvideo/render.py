@@ -4,14 +4,8 @@ The library never prints: it reports progress through ``on_progress(done, total_
 notices through ``on_note(message)``; the CLI draws them. Frames are HxWx3 uint8 at the file
 edges and float32 0..255 inside.
 
-Temporal coherence, for each video frame t after the first (all on INPUT-frame flow):
-  1. backward flow t -> t-1 and an occlusion mask from the forward-backward check (flow.py);
-  2. the previous dream's detail (dream minus raw), or the whole dreamed frame, warped onto t;
-  3. where the mask says the flow is unreliable, the raw frame is used instead;
-  4. blended with the raw frame, then dreamed with ``warm_steps`` over ``warm_octaves``;
-  5. a frame the flow cannot explain (scene cut) restarts the chain from the raw frame;
-  6. colour statistics held to the source frame's, and the carried detail decays, so long clips
-     neither snowball, darken nor brighten.
+Temporal coherence lives in chain.py (VideoChain: flow-warped dream, the temporal term, scene
+cuts) and its measurement in metrics.py (flicker, strength hold, drift, the report figure).
 """
 
 from __future__ import annotations
@@ -68,6 +62,16 @@ def settings_path(output: Path) -> Path:
     if output_kind(output) != "frames":
         return output.with_name(output.stem + ".settings.json")
     return output.parent / f"{output.name}.settings.json"
+
+
+def report_path(output: Path) -> Path:
+    """The --report figure beside an output: dream.mp4 -> dream.report.png, frames/ -> frames.report.png."""
+    from .encode import output_kind
+
+    output = Path(output)
+    if output_kind(output) != "frames":
+        return output.with_name(output.stem + ".report.png")
+    return output.parent / f"{output.name}.report.png"
 
 
 def versions() -> dict[str, str]:
@@ -173,109 +177,6 @@ def render_image(
 # --- video ---------------------------------------------------------------------------------------
 
 
-class VideoChain:
-    """The coherent chain, free of I/O: raw frames (and their flow) in, dreamed frames out.
-
-    ``step`` keeps the previous raw and dreamed frames. The dreamed frame carried forward is the
-    uint8 one, exactly what was saved, so a resumed run continues bit for bit.
-    """
-
-    def __init__(self, engine: Any, settings: Settings):
-        self.engine = engine
-        self.settings = settings
-        self.prev_raw: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the input
-        self.prev_out: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the output
-
-    def restore(self, prev_raw: np.ndarray, prev_out: np.ndarray) -> None:
-        """Continue after frame t-1 (a resume)."""
-        self.prev_raw, self.prev_out = prev_raw, prev_out
-
-    def step(self, index: int, raw: np.ndarray, coh: tuple | None, values: dict[str, float] | None = None) -> tuple[np.ndarray, dict]:
-        """Dream frame ``index``. ``coh`` = (flow_bw, mask, unexplained) for t-1 -> t, None for a first frame.
-
-        ``values`` are per-frame overrides of flat settings (schedules, audio reactions).
-        Returns (dreamed uint8 frame, info with 'cut' and 'seeded').
-        """
-        from .dream import DreamParams
-        from .dream import dream_values as pick_dream_values
-        from .flow import is_scene_cut, warp
-
-        values = dict(values or {})
-        d, v = self.settings.dream, self.settings.video
-        blend = float(values.pop("blend", v.blend))
-        decay = float(values.pop("detail_decay", v.detail_decay))
-        warm_steps = values.pop("warm_steps", v.warm_steps)
-        warm_octaves = values.pop("warm_octaves", v.warm_octaves)
-        warm_scale = float(values.pop("warm_step_scale", v.warm_step_scale))
-        dream_values = pick_dream_values(values)
-        rawf = raw.astype(np.float32)
-        cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
-        seeded = v.coherent and coh is not None and not cut and self.prev_out is not None
-        if int(dream_values.get("steps", d.steps)) <= 0:
-            warm_steps = 0  # steps 0 means no dreaming at all, seeded frames included
-        if seeded:
-            flow_bw, mask, _ = coh
-            m = mask[..., None]
-            if v.warp == "detail":
-                detail = self.prev_out.astype(np.float32) - self.prev_raw.astype(np.float32)
-                seed_img = rawf + (1.0 - blend) * decay * m * warp(detail, flow_bw)
-            else:
-                warped = warp(self.prev_out.astype(np.float32), flow_bw)
-                seed_img = m * ((1.0 - blend) * warped + blend * rawf) + (1.0 - m) * rawf
-            params = DreamParams.from_config(
-                d, **{**dream_values, "steps": warm_steps,
-                      "step_size": float(dream_values.get("step_size", d.step_size)) * warm_scale,
-                      "octaves": min(int(warm_octaves), int(dream_values.get("octaves", d.octaves)))}
-            )
-            seed_img = np.clip(seed_img, 0.0, 255.0)
-        else:
-            seed_img = rawf
-            params = DreamParams.from_config(d, **dream_values)
-        out = self.engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index))
-        if v.color_match:
-            out = match_color(out, rawf)
-        out8 = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-        self.prev_raw, self.prev_out = raw, out8
-        return out8, {"cut": bool(cut), "seeded": seeded}
-
-
-class Metrics:
-    """Flicker, strength and drift, accumulated frame by frame (cheap: one remap per frame)."""
-
-    def __init__(self) -> None:
-        self.flicker_out: list[float] = []  # masked mean |out_t - warp(out_t-1)|
-        self.flicker_in: list[float] = []  # the same on the input
-        self.strength: list[float] = []  # mean |out - in|, 0..255
-        self.offset: list[float] = []  # mean(out) - mean(in): brightness drift, 0..255
-
-    def add(self, raw: np.ndarray, out: np.ndarray, prev_raw: np.ndarray | None, prev_out: np.ndarray | None,
-            coh: tuple | None, cut: bool) -> None:
-        from .flow import warp
-
-        r, o = raw.astype(np.float32), out.astype(np.float32)
-        self.strength.append(float(np.abs(o - r).mean()))
-        self.offset.append(float(o.mean() - r.mean()))
-        if coh is not None and prev_out is not None and prev_raw is not None and not cut:
-            flow_bw, mask, _ = coh
-            m = mask[..., None]
-            wsum = float(m.sum()) * 3 + 1e-6
-            self.flicker_out.append(float((np.abs(o - warp(prev_out.astype(np.float32), flow_bw)) * m).sum() / wsum))
-            self.flicker_in.append(float((np.abs(r - warp(prev_raw.astype(np.float32), flow_bw)) * m).sum() / wsum))
-
-    def summary(self) -> dict[str, float]:
-        """flicker: output's warped frame-to-frame change over the input's (1 = as steady as the source);
-        strength: mean |out - in| (0..255); drift: brightness offset change per 100 frames (0..255)."""
-        out: dict[str, float] = {}
-        if self.flicker_in and sum(self.flicker_in) > 0:
-            out["flicker"] = round(float(np.mean(self.flicker_out) / max(np.mean(self.flicker_in), 1e-6)), 4)
-        if self.strength:
-            out["strength"] = round(float(np.mean(self.strength)), 3)
-        if len(self.offset) >= 2:
-            slope = np.polyfit(np.arange(len(self.offset)), np.array(self.offset), 1)[0]
-            out["drift_per_100_frames"] = round(float(slope * 100), 3)
-        return out
-
-
 def _producer(frames: Iterator[np.ndarray], flow_method: str, need_flow_from: int,
               out_q: "queue.Queue", stop: threading.Event) -> None:
     """Background thread: decode and compute flow ahead of the dream (OpenCV releases the GIL).
@@ -336,16 +237,21 @@ def render_video(
     on_progress: ProgressFn = _noop,
     on_note: NoteFn = _noop,
     resume: bool = True,
+    report: bool = False,
 ) -> RenderResult:
     """Dream a video file into another, coherent in time, at the source's exact frame rate, with its audio.
 
     Finished frames are kept in a work folder beside the output; running the same call again after
     an interruption continues where it stopped. The output appears under its final name only
-    when complete.
+    when complete. ``report`` also dreams 3 frames of the second half from scratch (the settled
+    strength ratio) and writes ``report_path(output)``: input and output side by side above a
+    per-frame plot of strength and flicker (metrics.py).
     """
+    from .chain import VideoChain
     from .decode import iter_frames
     from .dream import get_engine
-    from .encode import open_writer
+    from .encode import open_writer, write_image
+    from .metrics import Metrics, report_figure, scratch_indices
     from .probe import probe, require_video
     from .resume import WorkDir, input_identity
 
@@ -374,7 +280,10 @@ def render_video(
     frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
                          max_frames=v.max_frames)
     chain = VideoChain(engine, settings)
-    metrics = Metrics()
+    metrics = Metrics(keep_thumbs=report)
+    # From-scratch dreams of a few settled frames (same seeds and settings as --independent).
+    scratch_at = set(scratch_indices(estimate)) if report and estimate else set()
+    scratch_chain = VideoChain(engine, settings.replace(coherent=False)) if scratch_at else None
     q: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
     producer = threading.Thread(target=_producer, args=(frames, v.flow, done, q, stop), daemon=True)
@@ -407,7 +316,9 @@ def render_video(
                     prev_raw, prev_out = chain.prev_raw, chain.prev_out
                     values = timeline.values(index) if timeline is not None else None
                     out8, step_info = chain.step(index, raw, coh, values)
-                    metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"])
+                    metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"], index)
+                    if scratch_chain is not None and index in scratch_at:
+                        metrics.add_scratch(index, raw, scratch_chain.step(index, raw, None, values)[0])
                     work.save_frame(index, out8)
                 writer.write(out8)
                 count += 1
@@ -421,12 +332,18 @@ def render_video(
     seconds = time.perf_counter() - t0
     summary = metrics.summary()
     assert size is not None
+    report_png = None
+    if report:
+        report_png = report_path(output)
+        write_image(report_png, report_figure(metrics, f"{input.name} ({engine.name})"))
     extra = {
         "command": command, "input": str(input), "model": engine.name, "layers": list(engine.layers),
         "weights": engine.loaded.source.detail, "fps": f"{fps.numerator}/{fps.denominator}", "frames": count,
         "size": list(size), "audio": bool(audio_from), "resumed_frames": done, "seconds": round(seconds, 3),
         "seconds_per_frame": round(seconds / max(count - done, 1), 4), "metrics": summary,
         "per_frame_strength": [round(x, 3) for x in metrics.strength],  # frames rendered in this run
+        "per_frame_flicker": [round(x, 3) for _, x in metrics.per_frame_flicker()],  # frames after the first of a shot
+        "report": str(report_png) if report_png else None,
         "timeline": timeline.describe() if timeline is not None else [],
     }
     path = write_settings_file(output, settings, extra)

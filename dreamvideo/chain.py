@@ -1,0 +1,158 @@
+"""The coherent video chain, free of I/O: raw frames (and their flow) in, dreamed frames out.
+
+For each frame t after the first of a shot (all on INPUT-frame flow, flow.py):
+  1. backward flow t -> t-1 and a forward-backward reliability mask m (1 = the warp is trusted);
+  2. the previous dream's detail (dream minus raw), or the whole dreamed frame (``warp``), is moved
+     onto frame t (``warp_kernel``: bilinear low-passes the carried detail a little every frame;
+     "cubic" keeps it, clamped to the neighbourhood so it cannot ring);
+  3. seed = raw + m * carried detail: where the flow cannot be trusted (disocclusions, content
+     entering the frame, motion boundaries) the seed is the raw frame;
+  4. the seeded frame is dreamed with ``warm_steps`` over ``warm_octaves``, inside the compiled
+     ascent (dream.Temporal): the step is ``warm_step_scale`` of the full one where m trusts the
+     carried dream and ``fresh_step_scale`` where it does not (new content reaches the look within a
+     few frames), and every step pulls x back toward the warped dream by ``temporal_weight * m``
+     (Ruder, Dosovitskiy and Brox 2016: the temporal loss keeps the dream where the flow says it is);
+  5. the drift control (``color_hold``) pins the brightness/colour without shrinking the dream;
+  6. a frame the flow cannot explain (scene cut) restarts the chain from the raw frame;
+  7. optional ``deflicker``: a flow-guided recursive filter on the output.
+
+The chain's only state is the previous raw and dreamed uint8 frames, exactly what is saved in the
+work folder, so a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .config import Settings
+
+
+class VideoChain:
+    """Frame t in, dreamed frame t out; keeps the previous raw and dreamed uint8 frames.
+
+    The dreamed frame carried forward is the uint8 one, exactly what was saved, so a resumed run
+    continues bit for bit (``restore``).
+    """
+
+    def __init__(self, engine: Any, settings: Settings):
+        self.engine = engine
+        self.settings = settings
+        self.prev_raw: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the input
+        self.prev_out: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the output
+
+    def restore(self, prev_raw: np.ndarray, prev_out: np.ndarray) -> None:
+        """Continue after frame t-1 (a resume)."""
+        self.prev_raw, self.prev_out = prev_raw, prev_out
+
+    def step(self, index: int, raw: np.ndarray, coh: tuple | None,
+             values: dict[str, float] | None = None) -> tuple[np.ndarray, dict]:
+        """Dream frame ``index``. ``coh`` = (flow_bw, mask, unexplained) for t-1 -> t, None for a first frame.
+
+        ``values`` are per-frame overrides of flat settings (schedules, audio reactions).
+        Returns (dreamed uint8 frame, info with 'cut' and 'seeded').
+        """
+        from .dream import DreamParams, Temporal
+        from .dream import dream_values as pick_dream_values
+        from .flow import is_scene_cut, warp, warp_sharp
+        from .render import match_color, seed_for_frame
+
+        values = dict(values or {})
+        d, v = self.settings.dream, self.settings.video
+        blend = float(values.pop("blend", v.blend))
+        decay = float(values.pop("detail_decay", v.detail_decay))
+        warm_steps = values.pop("warm_steps", v.warm_steps)
+        warm_octaves = values.pop("warm_octaves", v.warm_octaves)
+        warm_scale = float(values.pop("warm_step_scale", v.warm_step_scale))
+        fresh_scale = float(values.pop("fresh_step_scale", v.fresh_step_scale))
+        weight = float(values.pop("temporal_weight", v.temporal_weight))
+        dream_values = pick_dream_values(values)
+        rawf = raw.astype(np.float32)
+        cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
+        seeded = v.coherent and coh is not None and not cut and self.prev_out is not None
+        if int(dream_values.get("steps", d.steps)) <= 0:
+            warm_steps = 0  # steps 0 means no dreaming at all, seeded frames included
+        temporal = None
+        if seeded:
+            assert self.prev_out is not None and self.prev_raw is not None
+            flow_bw, mask, _ = coh
+            carry = float(values.pop("carry_untrusted", v.carry_untrusted))
+            m = (mask + carry * (1.0 - mask))[..., None]  # share of the warped dream kept in the seed
+            move = warp if v.warp_kernel == "linear" else warp_sharp
+            prev_out = self.prev_out.astype(np.float32)
+            if v.warp == "detail":
+                detail = prev_out - self.prev_raw.astype(np.float32)
+                seed_img = rawf + (1.0 - blend) * decay * m * move(detail, flow_bw)
+            else:
+                warped = move(prev_out, flow_bw)
+                seed_img = m * ((1.0 - blend) * warped + blend * rawf) + (1.0 - m) * rawf
+            seed_img = np.clip(seed_img, 0.0, 255.0)
+            fresh = 1.0 - mask
+            catch_up = float(values.pop("catch_up", v.catch_up))
+            if catch_up > 0:
+                fresh = np.maximum(fresh, catch_up * strength_deficit(seed_img - rawf, mask))
+            params = DreamParams.from_config(
+                d, **{**dream_values, "steps": warm_steps,
+                      "step_size": float(dream_values.get("step_size", d.step_size)),
+                      "octaves": min(int(warm_octaves), int(dream_values.get("octaves", d.octaves)))}
+            )
+            # The step map is relative to the full step: warm_step_scale on the trusted carried dream,
+            # fresh_step_scale on new content; the pull keeps the trusted dream where the flow put it.
+            step_scale = (1.0 - fresh) * warm_scale + fresh * fresh_scale
+            temporal = Temporal(target=seed_img, pull=np.float32(weight) * (1.0 - fresh), step_scale=step_scale)
+        else:
+            seed_img = rawf
+            params = DreamParams.from_config(d, **dream_values)
+        out = self.engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index), temporal=temporal)
+        if v.color_match:
+            if seeded and v.color_hold == "offset":
+                out = hold_offset(out, rawf, self.prev_out, self.prev_raw)
+            else:
+                out = match_color(out, rawf)
+        if seeded and v.deflicker > 0:
+            out = deflicker(out, self.prev_out, coh[0], coh[1], v.deflicker)
+        out8 = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        self.prev_raw, self.prev_out = raw, out8
+        return out8, {"cut": bool(cut), "seeded": seeded}
+
+
+def strength_deficit(carried: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """How far below the frame's typical dream strength each pixel's carried dream is: HxW float32 0..1.
+
+    ``carried`` is the dream detail landed on the frame (HxWx3, 0..255 scale), ``mask`` the flow's
+    reliability. The local strength (mean |detail| over channels, Gaussian-blurred over about 1/48 of
+    the short side) is compared with its mean over trusted pixels: 0 where the pixel carries as much
+    dream as the frame does, 1 where it carries none (content that moved in and was not dreamed yet).
+    """
+    import cv2
+
+    local = np.abs(carried).mean(axis=2).astype(np.float32)
+    sigma = max(2.0, min(local.shape) / 48.0)
+    local = cv2.GaussianBlur(local, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    trusted = mask > 0.5
+    ref = float(local[trusted].mean()) if trusted.any() else float(local.mean())
+    if ref <= 1e-3:
+        return np.zeros_like(local)
+    return np.clip(1.0 - local / ref, 0.0, 1.0)
+
+
+def hold_offset(out: np.ndarray, raw: np.ndarray, prev_out: np.ndarray, prev_raw: np.ndarray) -> np.ndarray:
+    """Pin the per-channel mean of (out - raw) to the previous frame's (float32 0..255 in and out).
+
+    The drift control of seeded frames: brightness and colour cannot wander over hundreds of frames,
+    and, unlike holding the std to the raw frame's, the dream's contrast is not shrunk every frame.
+    """
+    want = (prev_out.astype(np.float32) - prev_raw.astype(np.float32)).reshape(-1, 3).mean(0)
+    have = (out - raw).reshape(-1, 3).mean(0)
+    return np.clip(out + (want - have), 0.0, 255.0)
+
+
+def deflicker(out: np.ndarray, prev_out: np.ndarray, flow_bw: np.ndarray, mask: np.ndarray,
+              strength: float) -> np.ndarray:
+    """Flow-guided temporal filter: mix ``strength`` (0..1) of the warped previous output in where the
+    flow is trusted (float32 0..255 out). Steadier frames at some cost in crispness."""
+    from .flow import warp
+
+    a = (float(strength) * mask)[..., None]
+    return (1.0 - a) * out + a * warp(prev_out.astype(np.float32), flow_bw)
