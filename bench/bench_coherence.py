@@ -15,7 +15,11 @@ forward-backward mask computed once and shared by every method. The methods:
             size, no decay, no blend, no colour hold (DeepDreamAnim's way);
   v1        this release's first coherent chain (dreamvideo 0.1 defaults: bilinear warp, std colour
             hold, warm steps at 0.35 of the step everywhere, no temporal term);
-  new       the current defaults (config.VideoConfig).
+  new       the current defaults (config.VideoConfig);
+  deflicker the defaults with the ``--deflicker`` post-pass (deflicker = 0.5).
+
+scratch and blend85 dream every frame in full (about 10x a warm frame), so they run on the first
+``--full-frames`` frames of each clip (16 by default), with their from-scratch samples from those.
 
 Columns come from dreamvideo.metrics (the same code as ``--report``): flicker, settled strength over
 a from-scratch dream of 3 sampled frames of the second half (metrics.scratch_indices; the from-scratch
@@ -49,6 +53,9 @@ V1 = {"warp": "detail", "blend": 0.02, "warm_steps": 4, "warm_octaves": 2, "warm
       "color_match": True, "color_hold": "std", "deflicker": 0.0}
 
 
+FULL = ("scratch", "blend85")  # methods that dream every frame with the full steps
+
+
 def method_settings(base, method: str):
     """The Settings of one method, from the ``base`` (the model and the user's --set)."""
     d = base.dream
@@ -65,6 +72,8 @@ def method_settings(base, method: str):
         return base.replace(**V1)
     if method == "new":
         return base
+    if method == "deflicker":
+        return base.replace(deflicker=0.5)
     raise SystemExit(f"unknown method {method!r}")
 
 
@@ -137,7 +146,9 @@ def main(argv=None) -> int:
     ap.add_argument("--side", type=int, default=192, help="longer side of the frames, pixels")
     ap.add_argument("--frames", type=int, default=96, help="frames per clip (fewer where the clip is shorter)")
     ap.add_argument("--clips", default="vtest,tree,pedestrians")
-    ap.add_argument("--methods", default="scratch,blend85,undamped,v1,new")
+    ap.add_argument("--full-frames", type=int, default=16,
+                    help="frames for the methods that dream every frame in full (scratch, blend85): they cost ~10x")
+    ap.add_argument("--methods", default="scratch,blend85,undamped,v1,new,deflicker")
     ap.add_argument("--set", action="append", default=[], help="key=value on top of the defaults (all methods)")
     ap.add_argument("--png", type=Path, default=None, help="write input|output strips of each method here")
     a = ap.parse_args(argv)
@@ -168,13 +179,18 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         scratch = scratch_dreams(engine, base, raws, picks)
         scratch_s = (time.perf_counter() - t) / len(picks)
+
+        def scratch_of(k: int, raws=raws) -> dict[int, np.ndarray]:  # a shorter run samples its own second half
+            return scratch_dreams(engine, base, raws, scratch_indices(k))
         for method in methods:
             s = method_settings(base, method)
-            m, outs, secs, seeded = run_method(engine, s, raws, cohs, method, scratch)
+            k = min(n, a.full_frames) if method in FULL else n
+            m, outs, secs, seeded = run_method(engine, s, raws[:k], cohs[:k], method,
+                                               {i: f for i, f in scratch.items() if i < k} or scratch_of(k))
             summ = m.summary()
             warm = [x for x, sd in zip(secs, seeded) if sd]
             per = median(warm if warm else secs) + flow_s
-            rows.append(f"| {clip} ({n} fr, {raws[0].shape[1]}x{raws[0].shape[0]}) | {method} | {summ.get('flicker', float('nan')):.2f} | "
+            rows.append(f"| {clip} ({k} fr, {raws[0].shape[1]}x{raws[0].shape[0]}) | {method} | {summ.get('flicker', float('nan')):.2f} | "
                         f"{summ.get('settled_over_scratch', float('nan')):.2f} ({summ.get('strength_settled', 0):.1f}/"
                         f"{summ.get('scratch_strength', 0):.1f}) | {summ.get('growth', float('nan')):.2f} | "
                         f"{summ.get('moving_over_static', float('nan')):.2f} | {summ.get('drift_per_100_frames', 0):+.2f} | "
@@ -184,7 +200,7 @@ def main(argv=None) -> int:
                 from dreamvideo.encode import write_image
 
                 a.png.mkdir(parents=True, exist_ok=True)
-                idx = [0, n // 4, n // 2, n - 1]
+                idx = [0, k // 4, k // 2, k - 1]
                 strip = np.concatenate([np.concatenate([raws[i], outs[i]], axis=1) for i in idx], axis=0)
                 write_image(a.png / f"{engine.name}_{clip}_{method}.png", strip)
     print("\n".join(rows))

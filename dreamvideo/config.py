@@ -51,7 +51,7 @@ class VideoConfig:
     warm_steps: int = 8  # steps per octave for frames seeded from the previous dream (the first frame uses `steps`), >= 0
     warm_octaves: int = 2  # octaves for seeded frames (at most `octaves`): the coarse structure is inherited, only fine detail is redone
     warm_step_scale: float = 0.05  # step size of seeded frames where the flow trusts the carried dream, relative to step_size, 0..1 (exclusive of 0): the carried dream is kept, barely churned (bench/RESULTS.md, issue 12)
-    detail_decay: float = 1.0  # factor on the carried dream detail per frame, 0..1; < 1 fades it (v1 needed 0.98 against snowballing; the temporal pull now bounds it)
+    detail_decay: float = 0.997  # factor on the carried dream detail per frame, 0..1; balances what new-content steps add (vtest 96 frames: 1.0 grows 1.15x, 0.99 fades to 0.83x, 0.997 holds 1.05x)
     fresh_step_scale: float = 1.0  # step size of seeded frames where the flow mask does NOT trust the carried dream (new content), relative to step_size, 0..1
     carry_untrusted: float = 1.0  # share of the warped dream kept in the seed where the flow mask does not trust it, 0..1 (0 = raw frame there; those pixels are dreamed with fresh steps either way)
     catch_up: float = 0.0  # how much a seeded pixel carrying less dream than the frame's typical strength is treated as new content, 0..1 (0 = only the flow mask decides)

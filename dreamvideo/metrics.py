@@ -138,8 +138,8 @@ def report_figure(metrics: Metrics, title: str = "", columns: int = 4) -> np.nda
         picks = np.linspace(0, len(thumbs) - 1, columns).round().astype(int)
         thumbs = [thumbs[i] for i in picks]
     pair_w = 2 * THUMB_WIDTH + 8
-    width = max(pair_w * 2 + 8, 640)
-    per_row = max(1, width // (pair_w + 8))
+    per_row = 2  # two (input | output) pairs a row
+    width = per_row * (pair_w + 8)
     cells = []
     label_h = 18
     for index, raw, out in thumbs:
