@@ -14,7 +14,7 @@ For each frame t after the first of a shot (all on INPUT-frame flow, flow.py):
      (Ruder, Dosovitskiy and Brox 2016: the temporal loss keeps the dream where the flow says it is);
   5. the drift control (``color_hold``) pins the brightness/colour without shrinking the dream;
   6. a frame the flow cannot explain (scene cut) restarts the chain from the raw frame;
-  7. optional ``deflicker``: a flow-guided recursive filter on the output.
+  7. optional ``deflicker``: a flow-guided recursive filter on the output (before step 5).
 
 The chain's only state is the previous raw and dreamed uint8 frames, exactly what is saved in the
 work folder, so a resumed run continues bit for bit.
@@ -41,10 +41,12 @@ class VideoChain:
         self.settings = settings
         self.prev_raw: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the input
         self.prev_out: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the output
+        self.prev_step: float | None = None  # step_size frame t-1 was dreamed with (schedules may change it)
 
-    def restore(self, prev_raw: np.ndarray, prev_out: np.ndarray) -> None:
-        """Continue after frame t-1 (a resume)."""
+    def restore(self, prev_raw: np.ndarray, prev_out: np.ndarray, values: dict[str, float] | None = None) -> None:
+        """Continue after frame t-1 (a resume); ``values`` are frame t-1's per-frame setting values."""
         self.prev_raw, self.prev_out = prev_raw, prev_out
+        self.prev_step = float((values or {}).get("step_size", self.settings.dream.step_size))
 
     def step(self, index: int, raw: np.ndarray, coh: tuple | None,
              values: dict[str, float] | None = None) -> tuple[np.ndarray, dict]:
@@ -68,6 +70,7 @@ class VideoChain:
         fresh_scale = float(values.pop("fresh_step_scale", v.fresh_step_scale))
         weight = float(values.pop("temporal_weight", v.temporal_weight))
         dream_values = pick_dream_values(values)
+        step_now = float(dream_values.get("step_size", d.step_size))
         rawf = raw.astype(np.float32)
         cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
         seeded = v.coherent and coh is not None and not cut and self.prev_out is not None
@@ -82,8 +85,13 @@ class VideoChain:
             move = warp if v.warp_kernel == "linear" else warp_sharp
             prev_out = self.prev_out.astype(np.float32)
             if v.warp == "detail":
+                # The carried dream follows a scheduled/reacting step size (its amplitude grows about
+                # linearly with the step): scaled by this frame's step over the previous one's, 0..2.
+                follow = 1.0
+                if self.prev_step is not None and self.prev_step > 0:
+                    follow = min(max(step_now / self.prev_step, 0.0), 2.0)
                 detail = prev_out - self.prev_raw.astype(np.float32)
-                seed_img = rawf + (1.0 - blend) * decay * m * move(detail, flow_bw)
+                seed_img = rawf + (1.0 - blend) * decay * follow * m * move(detail, flow_bw)
             else:
                 warped = move(prev_out, flow_bw)
                 seed_img = m * ((1.0 - blend) * warped + blend * rawf) + (1.0 - m) * rawf
@@ -105,15 +113,15 @@ class VideoChain:
             seed_img = rawf
             params = DreamParams.from_config(d, **dream_values)
         out = self.engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index), temporal=temporal)
+        if seeded and v.deflicker > 0:  # before the drift control, which then pins what it shifted
+            out = deflicker(out, self.prev_out, coh[0], coh[1], v.deflicker)
         if v.color_match:
             if seeded and v.color_hold == "offset":
                 out = hold_offset(out, rawf, self.prev_out, self.prev_raw)
             else:
                 out = match_color(out, rawf)
-        if seeded and v.deflicker > 0:
-            out = deflicker(out, self.prev_out, coh[0], coh[1], v.deflicker)
         out8 = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-        self.prev_raw, self.prev_out = raw, out8
+        self.prev_raw, self.prev_out, self.prev_step = raw, out8, step_now
         return out8, {"cut": bool(cut), "seeded": seeded}
 
 

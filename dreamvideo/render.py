@@ -311,7 +311,7 @@ def render_video(
                 if index < done:
                     out8 = work.load_frame(index)  # finished before the interruption: re-encode it
                     if index == done - 1:
-                        chain.restore(raw, out8)
+                        chain.restore(raw, out8, timeline.values(index) if timeline is not None else None)
                 else:
                     prev_raw, prev_out = chain.prev_raw, chain.prev_out
                     values = timeline.values(index) if timeline is not None else None
