@@ -48,7 +48,7 @@ class VideoConfig:
     flow: str = "dis-medium"  # optical flow: "dis-medium" (default: ~30% less warp error than dis-fast for ~40 ms/frame at 640x360, bench/bench_flow.py), "dis-fast", "farneback"
     warp: str = "detail"  # carried to the next frame: "detail" (dream minus raw; default) or the whole dreamed "frame". Measured on 100 vtest frames: "frame" flickers a little less (2.6 vs 3.1) only by lagging the scene: in moving regions |out-in| grows 15 -> 31 (smeared people) while "detail" stays at 5
     blend: float = 0.0  # mix of the raw frame into the warped dream before dreaming, 0 = all warped dream, 1 = all raw; > 0 fades the carried dream by that share every frame
-    warm_steps: int = 8  # steps per octave for frames seeded from the previous dream (the first frame uses `steps`), >= 0
+    warm_steps: int = 6  # steps per octave for frames seeded from the previous dream (the first frame uses `steps`), >= 0 (6 x 2 octaves: 0.3 of a from-scratch frame)
     warm_octaves: int = 2  # octaves for seeded frames (at most `octaves`): the coarse structure is inherited, only fine detail is redone
     warm_step_scale: float = 0.05  # step size of seeded frames where the flow trusts the carried dream, relative to step_size, 0..1 (exclusive of 0): the carried dream is kept, barely churned (bench/RESULTS.md, issue 12)
     detail_decay: float = 0.997  # factor on the carried dream detail per frame, 0..1; balances what new-content steps add (vtest 96 frames: 1.0 grows 1.15x, 0.99 fades to 0.83x, 0.997 holds 1.05x)
