@@ -152,8 +152,8 @@ def hold_offset(out: np.ndarray, raw: np.ndarray, prev_out: np.ndarray, prev_raw
     and, unlike holding the std to the raw frame's, the dream's contrast is not shrunk every frame.
     """
     want = (prev_out.astype(np.float32) - prev_raw.astype(np.float32)).reshape(-1, 3).mean(0)
-    for _ in range(3):  # clipping at 0/255 eats part of a shift: a few rounds close the gap
-        have = (out - raw).reshape(-1, 3).mean(0)
+    for _ in range(3):  # measured on the saved uint8 frame: clipping and rounding eat part of a shift
+        have = (np.clip(np.rint(out), 0.0, 255.0) - raw).reshape(-1, 3).mean(0)
         out = np.clip(out + (want - have), 0.0, 255.0)
     return out
 
