@@ -49,7 +49,8 @@ CLIPS = {
 # The v1 chain (dreamvideo 0.1): what `new` is measured against, written out so later default
 # changes do not move this row.
 V1 = {"warp": "detail", "blend": 0.02, "warm_steps": 4, "warm_octaves": 2, "warm_step_scale": 0.35,
-      "fresh_step_scale": 0.35, "catch_up": 0.0, "carry_untrusted": 0.0, "detail_decay": 0.98, "temporal_weight": 0.0, "warp_kernel": "linear",
+      "fresh_step_scale": 0.35, "catch_up": 0.0, "carry_untrusted": 0.0, "detail_decay": 0.98,
+      "temporal_weight": 0.0, "warp_kernel": "linear",
       "color_match": True, "color_hold": "std", "deflicker": 0.0}
 
 
@@ -190,10 +191,12 @@ def main(argv=None) -> int:
             summ = m.summary()
             warm = [x for x, sd in zip(secs, seeded) if sd]
             per = median(warm if warm else secs) + flow_s
-            rows.append(f"| {clip} ({k} fr, {raws[0].shape[1]}x{raws[0].shape[0]}) | {method} | {summ.get('flicker', float('nan')):.2f} | "
+            size = f"{raws[0].shape[1]}x{raws[0].shape[0]}"
+            rows.append(f"| {clip} ({k} fr, {size}) | {method} | {summ.get('flicker', float('nan')):.2f} | "
                         f"{summ.get('settled_over_scratch', float('nan')):.2f} ({summ.get('strength_settled', 0):.1f}/"
                         f"{summ.get('scratch_strength', 0):.1f}) | {summ.get('growth', float('nan')):.2f} | "
-                        f"{summ.get('moving_over_static', float('nan')):.2f} | {summ.get('drift_per_100_frames', 0):+.2f} | "
+                        f"{summ.get('moving_over_static', float('nan')):.2f} | "
+                        f"{summ.get('drift_per_100_frames', 0):+.2f} | "
                         f"{per:.2f} | {per / (scratch_s + flow_s):.2f} |")
             print(rows[-1], flush=True)
             if a.png is not None:

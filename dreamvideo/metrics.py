@@ -74,8 +74,10 @@ class Metrics:
             if prev_out is not None and prev_raw is not None and not cut:
                 m = mask[..., None]
                 wsum = float(m.sum()) * 3 + 1e-6
-                self.flicker_out[index] = float((np.abs(o - warp(prev_out.astype(np.float32), flow_bw)) * m).sum() / wsum)
-                self.flicker_in[index] = float((np.abs(r - warp(prev_raw.astype(np.float32), flow_bw)) * m).sum() / wsum)
+                w_out = warp(prev_out.astype(np.float32), flow_bw)
+                w_in = warp(prev_raw.astype(np.float32), flow_bw)
+                self.flicker_out[index] = float((np.abs(o - w_out) * m).sum() / wsum)
+                self.flicker_in[index] = float((np.abs(r - w_in) * m).sum() / wsum)
         if self.keep_thumbs:
             self._keep(index, raw, out)
 
@@ -91,7 +93,8 @@ class Metrics:
         h, w = raw.shape[:2]
         size = (THUMB_WIDTH, max(2, round(h * THUMB_WIDTH / w)))
         interp = cv2.INTER_AREA if w > THUMB_WIDTH else cv2.INTER_LINEAR
-        self.thumbs.append((index, cv2.resize(raw, size, interpolation=interp), cv2.resize(out, size, interpolation=interp)))
+        self.thumbs.append((index, cv2.resize(raw, size, interpolation=interp),
+                            cv2.resize(out, size, interpolation=interp)))
         if len(self.thumbs) >= _KEEP_THUMBS:  # keep every other one: memory stays bounded on long clips
             self._stride *= 2
             self.thumbs = [t for t in self.thumbs if t[0] % self._stride == 0]
@@ -121,7 +124,8 @@ class Metrics:
                 q = n // 4
                 out["growth"] = round(float(s[-q:].mean() / max(s[:q].mean(), 1e-6)), 4)
         if self.moving[1] and self.static[1]:
-            out["moving_over_static"] = round((self.moving[0] / self.moving[1]) / max(self.static[0] / self.static[1], 1e-6), 4)
+            moving, static = self.moving[0] / self.moving[1], self.static[0] / self.static[1]
+            out["moving_over_static"] = round(moving / max(static, 1e-6), 4)
         if len(self.offset) >= 2:
             slope = np.polyfit(np.array(self.index, dtype=np.float64), np.array(self.offset), 1)[0]
             out["drift_per_100_frames"] = round(float(slope * 100), 3)

@@ -106,7 +106,8 @@ def test_disoccluded_strip_is_dreamed_within_a_few_frames():
     assert strip > 0.6 * static, (strip, static)
     # The same chain with new content dreamed only like the trusted dream (v1) leaves the strip weaker.
     v1_outs, _, _ = chain_run(s.replace(fresh_step_scale=0.05, carry_untrusted=0.0, catch_up=0.0), frames)
-    v1_strip = np.abs(v1_outs[last].astype(np.float32) - frames[last].astype(np.float32))[44:76, 16:16 + 4 * step].mean()
+    v1_diff = np.abs(v1_outs[last].astype(np.float32) - frames[last].astype(np.float32))
+    v1_strip = v1_diff[44:76, 16:16 + 4 * step].mean()
     assert strip > 1.3 * v1_strip, (strip, v1_strip)
 
 
