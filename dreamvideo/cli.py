@@ -276,8 +276,9 @@ def video(
     set_: SetOpt = None,
     schedule: ScheduleOpt = None,
     react: ReactOpt = None,
-    report: Annotated[bool, typer.Option("--report", rich_help_panel="Output",
-                                         help="Print flicker, dream strength and drift.")] = False,
+    report: Annotated[bool, typer.Option(
+        "--report", rich_help_panel="Output", help="Print flicker, strength hold, moving/static and drift; "
+        "write <output>.report.png (input|output frames above a per-frame plot).")] = False,
     resume: ResumeOpt = True,
     given: dict[str, Any] | None = None,
 ) -> None:
@@ -289,7 +290,7 @@ def video(
         progress = _Progress()
         try:
             result = render_video(input, output, settings, command=_command_line(), on_progress=progress,
-                                  on_note=_note, resume=resume)
+                                  on_note=_note, resume=resume, report=report)
         finally:
             progress.close()
         _warn(result)
@@ -297,10 +298,18 @@ def video(
                    f"{result.seconds:.1f} s)")
         if report:
             _print_metrics(result.metrics)
+            from .render import report_path
+
+            typer.echo(f"  report figure: {report_path(result.output)}")
 
 
 def _print_metrics(metrics: dict[str, float]) -> None:
     labels = {"flicker": "flicker (output / input, along the motion)", "strength": "dream strength (mean |out-in|, 0-255)",
+              "strength_settled": "settled dream strength (second half)",
+              "scratch_strength": "from-scratch strength (3 sampled frames)",
+              "settled_over_scratch": "settled / from-scratch strength",
+              "growth": "strength growth (last quarter / first)",
+              "moving_over_static": "strength on moving / static pixels",
               "drift_per_100_frames": "brightness drift per 100 frames (0-255)"}
     for key, value in metrics.items():
         typer.echo(f"  {labels.get(key, key)}: {value}")

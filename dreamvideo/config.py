@@ -32,6 +32,8 @@ FLOWS = ("dis-fast", "dis-medium", "farneback")
 WARPS = ("detail", "frame")
 ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 MAX_SIDE = 8192  # pixels: the largest frame side anywhere (8K); bounds memory before anything runs
+WARP_KERNELS = ("linear", "cubic")
+COLOR_HOLDS = ("std", "offset")
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,18 @@ class VideoConfig:
 
     flow: str = "dis-medium"  # optical flow on the input frames: "dis-medium", "dis-fast" or "farneback"
     warp: str = "detail"  # carried to the next frame: "detail" (dream minus raw) or the whole dreamed "frame"
-    blend: float = 0.02  # mix of the raw frame into the warped dream before dreaming, 0..1 (0 = all warped dream)
-    warm_steps: int = 4  # steps per octave, 0..1000, for frames seeded from the previous dream (first frame: `steps`)
+    blend: float = 0.0  # raw frame mixed into the warped dream before dreaming, 0..1; > 0 fades the carried dream
+    warm_steps: int = 6  # steps per octave, 0..1000, for frames seeded from the previous dream (first frame: `steps`)
     warm_octaves: int = 2  # octaves for seeded frames, 1..12 (at most `octaves`): coarse structure is inherited
-    warm_step_scale: float = 0.35  # step size of seeded frames relative to step_size, > 0 .. 1
-    detail_decay: float = 0.98  # factor on the carried dream detail per frame, 0..1; < 1 keeps it from snowballing
+    warm_step_scale: float = 0.05  # step size where the flow trusts the carried dream, x step_size, > 0 .. 1
+    detail_decay: float = 0.997  # factor on the carried dream detail per frame, 0..1; balances what new content adds
+    fresh_step_scale: float = 1.0  # step size where the flow does NOT trust the carried dream (new content), 0..1
+    carry_untrusted: float = 1.0  # share of the warped dream kept in the seed where the flow is not trusted, 0..1
+    catch_up: float = 0.0  # treat pixels carrying less dream than typical as new content, 0..1 (0 = flow mask only)
+    temporal_weight: float = 0.5  # pull per warm step toward the warped previous dream where trusted, 0..1
+    warp_kernel: str = "cubic"  # resampling of the carried dream: "linear" or "cubic" (clamped to the 3x3 range)
+    color_hold: str = "offset"  # drift control: "offset" (mean of dream - raw held to the previous frame's) or "std"
+    deflicker: float = 0.0  # post-pass: share of the flow-warped previous output mixed into trusted pixels, 0..0.9
     scene_cut: float = 0.5  # fraction of pixels the flow cannot explain above which the chain restarts, > 0 .. 1
     coherent: bool = True  # False = dream every frame from its raw frame (boils; kept to compare and measure)
     color_match: bool = True  # hold each dreamed frame's colour mean/std to its source frame's (no drift)
@@ -241,6 +250,21 @@ RULES: dict[str, Rule] = {
                             help="Step size of seeded frames relative to --step-size."),
     "detail_decay": Rule("float", 0, 1, vary=True, panel="Coherence", commands=("video",),
                          help="Factor on the carried dream detail per frame (< 1: no snowballing)."),
+    "fresh_step_scale": Rule("float", 0, 1, vary=True, panel="Coherence", commands=("video",),
+                             help="Step size of seeded frames where the flow does not trust the carried dream"
+                             " (new content), relative to --step-size."),
+    "carry_untrusted": Rule("float", 0, 1, panel="Coherence", commands=("video",),
+                            help="Share of the warped dream kept where the flow is not trusted (0 = raw frame there)."),
+    "catch_up": Rule("float", 0, 1, panel="Coherence", commands=("video",),
+                     help="Treat pixels carrying less dream than typical as new content (0 = the flow mask decides)."),
+    "temporal_weight": Rule("float", 0, 1, vary=True, panel="Coherence", commands=("video",),
+                            help="Pull per warm step toward the warped previous dream where the flow trusts it."),
+    "warp_kernel": Rule("choice", choices=WARP_KERNELS, panel="Coherence", commands=("video",),
+                        help="Resampling of the carried dream: bilinear, or bicubic clamped to each 3x3 range."),
+    "color_hold": Rule("choice", choices=COLOR_HOLDS, panel="Coherence", commands=("video",),
+                       help="Drift control: hold the dream's mean offset to the previous frame's, or the raw std."),
+    "deflicker": Rule("float", 0, 0.9, panel="Coherence", commands=("video",),
+                      help="Post-pass: share of the flow-warped previous output mixed in (steadier, softer; 0 = off)."),
     "scene_cut": Rule("float", 0, 1, lo_open=True, panel="Coherence", commands=("video",),
                       help="Fraction of pixels the flow cannot explain above which the chain restarts."),
     "coherent": Rule("bool", panel="Coherence", commands=("video",), flag="--coherent/--independent",

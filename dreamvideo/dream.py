@@ -150,14 +150,20 @@ class DreamEngine:
                         value=grads[y0:y1, x0:x1] + g)
             return tf.roll(grads, shift=-shift, axis=[0, 1])[pad:pad + h0, pad:pad + w0]
 
-        def ascend(img: tf.Tensor, shifts: tf.Tensor, step_size: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor) -> tf.Tensor:
+        def ascend(img: tf.Tensor, shifts: tf.Tensor, step_size: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor,
+                   target: tf.Tensor, pull: tf.Tensor, step_map: tf.Tensor) -> tf.Tensor:
             self.trace_count += 1  # Python side effect: runs once per trace, not per call
             n = tf.shape(shifts)[0]
 
             def body(i: tf.Tensor, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
                 g = tiled_gradient(x, shifts[i], tile, pad)
                 g = g / (tf.math.reduce_std(g) + 1e-8)
-                x = tf.clip_by_value(x + step_size * g, -1.0, 1.0)
+                # Temporal term (video seeded frames; Ruder et al. 2016): a per-pixel step scale and a
+                # quadratic pull toward ``target`` (the warped previous dream) of ``pull`` (0..1 of the
+                # distance per step) where the flow is trusted. Plain dreams pass 1x1 maps: step_map 1,
+                # pull 0, so this is the plain ascent (broadcast, no per-pixel cost worth measuring).
+                x = x + step_size * step_map * g - pull * (x - target)
+                x = tf.clip_by_value(x, -1.0, 1.0)
                 return i + 1, x
 
             _, out = tf.while_loop(lambda i, x: i < n, body, (tf.constant(0), img))
@@ -171,6 +177,9 @@ class DreamEngine:
                 tf.TensorSpec([], tf.float32),  # step size
                 tf.TensorSpec([], tf.int32),  # tile side
                 tf.TensorSpec([], tf.int32),  # reflect padding, pixels, > max roll and < the image side
+                tf.TensorSpec([None, None, 3], tf.float32),  # temporal target in dream space (HxWx3 or 1x1x3)
+                tf.TensorSpec([None, None, 1], tf.float32),  # pull toward it per step, 0..1 (HxWx1 or 1x1x1)
+                tf.TensorSpec([None, None, 1], tf.float32),  # step scale per pixel, >= 0 (HxWx1 or 1x1x1)
             ],
         )
         self._loss_fn = loss_fn  # the same objective, uncompiled, for activation()
@@ -204,11 +213,14 @@ class DreamEngine:
             self._set_objective(DreamParams(0, 0.0, 1, 2.0, 0, 512, guide_weight=0.0), image.shape[:2])
             return float(self._loss_fn(self._tf.constant(_to_dream_space(image))))
 
-    def dream(self, image: np.ndarray, params: DreamParams, seed: int = 0) -> np.ndarray:
+    def dream(self, image: np.ndarray, params: DreamParams, seed: int = 0,
+              temporal: "Temporal | None" = None) -> np.ndarray:
         """Dream an HxWx3 float32 (or uint8) 0..255 RGB image; returns float32 0..255 of the same size.
 
         Octaves run smallest first; at each one the detail the dream added at the previous octave
         is upscaled and added to the downscaled source, so the dream grows coarse to fine.
+        ``temporal`` (video seeded frames) adds the per-pixel step scale and the pull toward a target
+        to every step (see :class:`Temporal`); None is the plain ascent.
         """
         import cv2
 
@@ -234,15 +246,53 @@ class DreamEngine:
                 else:
                     x = base
                 shifts = rng.integers(-params.jitter, params.jitter + 1, size=(params.steps, 2), dtype=np.int32)
+                target, pull, step_map = _temporal_maps(temporal, (oh, ow), (h, w))
                 out = self._ascend(
                     self._tf.constant(x, dtype=self._tf.float32),
                     self._tf.constant(shifts),
                     self._tf.constant(params.step_size, dtype=self._tf.float32),
                     self._tf.constant(tile, dtype=self._tf.int32),
                     self._tf.constant(min(max(params.jitter, EDGE_PAD), min(oh, ow) - 1), dtype=self._tf.int32),
+                    self._tf.constant(target), self._tf.constant(pull), self._tf.constant(step_map),
                 ).numpy()
                 detail = out - base
         return _from_dream_space(src + detail)
+
+
+@dataclass(frozen=True)
+class Temporal:
+    """The temporal term of a seeded video frame, on the frame's full-size grid.
+
+    ``target``: HxWx3 float32 0..255, the warped previous dream the step is pulled toward;
+    ``pull``: HxW float32, fraction (0..1) of the distance to ``target`` removed per step (the
+    temporal weight times the flow's reliability; 0 = free); ``step_scale``: HxW float32 >= 0, the
+    step size per pixel relative to ``step_size`` (small where the carried dream is trusted, 1 on
+    new content). Each octave uses them resized to its size.
+    """
+
+    target: np.ndarray
+    pull: np.ndarray
+    step_scale: np.ndarray
+
+
+_NO_TARGET = np.zeros((1, 1, 3), np.float32)
+_NO_PULL = np.zeros((1, 1, 1), np.float32)
+_FULL_STEP = np.ones((1, 1, 1), np.float32)
+
+
+def _temporal_maps(temporal: Temporal | None, size: tuple[int, int],
+                   full: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target in dream space, pull HxWx1, step scale HxWx1) at octave ``size`` (h, w); 1x1 maps for None."""
+    import cv2
+
+    if temporal is None:
+        return _NO_TARGET, _NO_PULL, _FULL_STEP
+    maps = [_to_dream_space(temporal.target), temporal.pull.astype(np.float32), temporal.step_scale.astype(np.float32)]
+    if size != full:
+        maps = [cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_AREA) for m in maps]
+    target, pull, step = maps
+    return (np.ascontiguousarray(target, np.float32), np.clip(pull, 0.0, 1.0)[..., None].astype(np.float32),
+            np.maximum(step, 0.0)[..., None].astype(np.float32))
 
 
 def _to_dream_space(image: np.ndarray) -> np.ndarray:
@@ -301,4 +351,4 @@ def clear_cache() -> None:
         _MODELS.clear()
 
 
-__all__ = ["DreamEngine", "DreamParams", "get_engine", "octave_sizes", "clear_cache"]
+__all__ = ["DreamEngine", "DreamParams", "Temporal", "get_engine", "octave_sizes", "clear_cache"]

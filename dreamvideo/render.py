@@ -4,14 +4,8 @@ The library never prints: it reports progress through ``on_progress(done, total_
 notices through ``on_note(message)``; the CLI draws them. Frames are HxWx3 uint8 at the file
 edges and float32 0..255 inside.
 
-Temporal coherence, for each video frame t after the first (all on INPUT-frame flow):
-  1. backward flow t -> t-1 and an occlusion mask from the forward-backward check (flow.py);
-  2. the previous dream's detail (dream minus raw), or the whole dreamed frame, warped onto t;
-  3. where the mask says the flow is unreliable, the raw frame is used instead;
-  4. blended with the raw frame, then dreamed with ``warm_steps`` over ``warm_octaves``;
-  5. a frame the flow cannot explain (scene cut) restarts the chain from the raw frame;
-  6. colour statistics held to the source frame's, and the carried detail decays, so long clips
-     neither snowball, darken nor brighten.
+Temporal coherence lives in chain.py (VideoChain: flow-warped dream, the temporal term, scene
+cuts) and its measurement in metrics.py (flicker, strength hold, drift, the report figure).
 """
 
 from __future__ import annotations
@@ -43,14 +37,16 @@ from .toolkit import (
     match_color,
     noop,
     output_target,
+    report_path,
     seed_for_frame,
     settings_path,
     to_uint8,
 )
 
 # Names kept importable from here for callers written before the toolkit existed.
-__all__ = ["RenderResult", "VideoChain", "Metrics", "dream_image", "estimate_frames", "render_image",
-           "render_video", "settings_path", "seed_for_frame", "match_color"]
+__all__ = ["RenderResult", "dream_image", "estimate_frames", "render_image",
+           "render_video", "settings_path", "report_path",
+           "seed_for_frame", "match_color"]
 
 
 # --- image ---------------------------------------------------------------------------------------
@@ -105,98 +101,6 @@ def render_image(
 
 
 # --- video ---------------------------------------------------------------------------------------
-
-
-class VideoChain:
-    """The coherent chain, free of I/O: raw frames (and their flow) in, dreamed frames out.
-
-    ``step`` keeps the previous raw and dreamed frames. The dreamed frame carried forward is the
-    uint8 one, exactly what was saved, so a resumed run continues bit for bit.
-    """
-
-    def __init__(self, engine: Any, settings: Settings, controls: Any = None):
-        self.engine = engine
-        self.settings = settings
-        self.controls = controls  # controls.Controls (keep_colors, mask) or None
-        self.prev_raw: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the input
-        self.prev_out: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the output
-
-    def restore(self, prev_raw: np.ndarray, prev_out: np.ndarray) -> None:
-        """Continue after frame t-1 (a resume)."""
-        self.prev_raw, self.prev_out = prev_raw, prev_out
-
-    def step(self, index: int, raw: np.ndarray, coh: tuple | None, values: dict[str, float] | None = None) -> tuple[np.ndarray, dict]:
-        """Dream frame ``index``. ``coh`` = (flow_bw, mask, unexplained) for t-1 -> t, None for a first frame.
-
-        ``values`` are per-frame overrides of flat settings (schedules, audio reactions).
-        Returns (dreamed uint8 frame, info with 'cut' and 'seeded').
-        """
-        from .flow import is_scene_cut, warp
-
-        frame = frame_settings(self.settings, values)  # this frame's settings, overrides validated
-        d, v = frame.dream, frame.video
-        blend, decay = float(v.blend), float(v.detail_decay)
-        rawf = raw.astype(np.float32)
-        cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
-        seeded = v.coherent and coh is not None and not cut and self.prev_out is not None
-        if seeded:
-            flow_bw, mask, _ = coh
-            m = mask[..., None]
-            if v.warp == "detail":
-                detail = self.prev_out.astype(np.float32) - self.prev_raw.astype(np.float32)
-                seed_img = rawf + (1.0 - blend) * decay * m * warp(detail, flow_bw)
-            else:
-                warped = warp(self.prev_out.astype(np.float32), flow_bw)
-                seed_img = m * ((1.0 - blend) * warped + blend * rawf) + (1.0 - m) * rawf
-            seed_img = np.clip(seed_img, 0.0, 255.0)
-        else:
-            seed_img = rawf
-        params = dream_params(frame, warm=seeded)  # the warm-frame rule
-        out = self.engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index))
-        if v.color_match:
-            out = match_color(out, rawf)
-        if self.controls is not None:
-            out = self.controls.apply(out, rawf, index)
-        out8 = to_uint8(out)
-        self.prev_raw, self.prev_out = raw, out8
-        return out8, {"cut": bool(cut), "seeded": seeded}
-
-
-class Metrics:
-    """Flicker, strength and drift, accumulated frame by frame (cheap: one remap per frame)."""
-
-    def __init__(self) -> None:
-        self.flicker_out: list[float] = []  # masked mean |out_t - warp(out_t-1)|
-        self.flicker_in: list[float] = []  # the same on the input
-        self.strength: list[float] = []  # mean |out - in|, 0..255
-        self.offset: list[float] = []  # mean(out) - mean(in): brightness drift, 0..255
-
-    def add(self, raw: np.ndarray, out: np.ndarray, prev_raw: np.ndarray | None, prev_out: np.ndarray | None,
-            coh: tuple | None, cut: bool) -> None:
-        from .flow import warp
-
-        r, o = raw.astype(np.float32), out.astype(np.float32)
-        self.strength.append(float(np.abs(o - r).mean()))
-        self.offset.append(float(o.mean() - r.mean()))
-        if coh is not None and prev_out is not None and prev_raw is not None and not cut:
-            flow_bw, mask, _ = coh
-            m = mask[..., None]
-            wsum = float(m.sum()) * 3 + 1e-6
-            self.flicker_out.append(float((np.abs(o - warp(prev_out.astype(np.float32), flow_bw)) * m).sum() / wsum))
-            self.flicker_in.append(float((np.abs(r - warp(prev_raw.astype(np.float32), flow_bw)) * m).sum() / wsum))
-
-    def summary(self) -> dict[str, float]:
-        """flicker: output's warped frame-to-frame change over the input's (1 = as steady as the source);
-        strength: mean |out - in| (0..255); drift: brightness offset change per 100 frames (0..255)."""
-        out: dict[str, float] = {}
-        if self.flicker_in and sum(self.flicker_in) > 0:
-            out["flicker"] = round(float(np.mean(self.flicker_out) / max(np.mean(self.flicker_in), 1e-6)), 4)
-        if self.strength:
-            out["strength"] = round(float(np.mean(self.strength)), 3)
-        if len(self.offset) >= 2:
-            slope = np.polyfit(np.arange(len(self.offset)), np.array(self.offset), 1)[0]
-            out["drift_per_100_frames"] = round(float(slope * 100), 3)
-        return out
 
 
 def _producer(frames: Iterator[np.ndarray], flow_method: str, need_flow_from: int,
@@ -264,18 +168,24 @@ def render_video(
     on_note: NoteFn = noop,
     resume: bool = True,
     record: Mapping[str, Any] | None = None,
+    report: bool = False,
 ) -> RenderResult:
     """Dream a video file into another, coherent in time, at the source's exact frame rate, with its audio.
 
     Finished frames are kept in a work folder beside the output; running the same call again after
     an interruption continues where it stopped. The output appears under its final name only
     when complete. ``output``: a path ("name/" as text for PNG frames) or an OutputTarget;
-    ``record``: extra keys for the settings JSON (a batch adds its manifest and job).
+    ``record``: extra keys for the settings JSON (a batch adds its manifest and job). ``report``
+    also dreams 3 frames of the second half from scratch (the settled strength ratio) and writes
+    ``report_path(output)``: input and output side by side above a per-frame plot of strength and
+    flicker (metrics.py).
     """
+    from .chain import VideoChain
     from .controls import Controls
     from .decode import DecodeStats, iter_frames
     from .dream import get_engine
-    from .encode import open_writer
+    from .encode import open_writer, write_image
+    from .metrics import Metrics, report_figure, scratch_indices
     from .probe import probe, require_moving_video
 
 
@@ -304,7 +214,10 @@ def render_video(
     work = run.work
     assert work is not None
     chain = VideoChain(engine, settings, controls)
-    metrics = Metrics()
+    metrics = Metrics(keep_thumbs=report)
+    # From-scratch dreams of a few settled frames (same seeds and settings as --independent).
+    scratch_at = set(scratch_indices(estimate)) if report and estimate else set()
+    scratch_chain = VideoChain(engine, settings.replace(coherent=False), controls) if scratch_at else None
     q: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
     producer = threading.Thread(target=_producer, args=(frames, v.flow, done, q, stop), daemon=True)
@@ -333,12 +246,14 @@ def render_video(
                 if index < done:
                     out8 = work.load_frame(index)  # finished before the interruption: re-encode it
                     if index == done - 1:
-                        chain.restore(raw, out8)
+                        chain.restore(raw, out8, timeline.values(index) if timeline is not None else None)
                 else:
                     prev_raw, prev_out = chain.prev_raw, chain.prev_out
                     values = timeline.values(index) if timeline is not None else None
                     out8, step_info = chain.step(index, raw, coh, values)
-                    metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"])
+                    metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"], index)
+                    if scratch_chain is not None and index in scratch_at:
+                        metrics.add_scratch(index, raw, scratch_chain.step(index, raw, None, values)[0])
                     work.save_frame(index, out8)
                 writer.write(out8)
                 count += 1
@@ -354,12 +269,18 @@ def render_video(
     seconds = run.seconds()
     summary = metrics.summary()
     assert size is not None
+    report_png = None
+    if report:
+        report_png = report_path(target)
+        write_image(report_png, report_figure(metrics, f"{input.name} ({engine.name})"))
     path = run.finish({
         "input": str(input), "input_identity": identity, "model": engine.name, "layers": list(engine.layers),
         "weights": engine.loaded.source.detail, "fps": f"{fps.numerator}/{fps.denominator}", "frames": count,
         "size": list(size), "audio": bool(audio_from), "resumed_frames": done, "seconds": round(seconds, 3),
         "seconds_per_frame": round(seconds / max(count - done, 1), 4), "metrics": summary,
         "per_frame_strength": [round(x, 3) for x in metrics.strength],  # frames rendered in this run
+        "per_frame_flicker": [round(x, 3) for _, x in metrics.per_frame_flicker()],  # frames after the first of a shot
+        "report": str(report_png) if report_png else None,
         "timeline": timeline.describe() if timeline is not None else [],
         # What the decoder met (this run): frames that decoded, broken ones repeated, the header's promise.
         "decode": {"decoded_frames": decode_stats.decoded, "repeated_frames": decode_stats.repeated,

@@ -40,7 +40,7 @@ IMAGE_KINDS = ("image",)  # output kinds the image driver writes
 __all__ = [
     "IMAGE_KINDS", "VIDEO_KINDS", "NoteFn", "OutputTarget", "ProgressFn", "RenderResult", "RunContext",
     "build_timeline", "dream_params", "frame_settings", "match_color", "noop", "output_target",
-    "seed_for_frame", "settings_path", "to_uint8", "versions", "write_settings_file",
+    "report_path", "seed_for_frame", "settings_path", "to_uint8", "versions", "write_settings_file",
 ]
 
 
@@ -118,6 +118,18 @@ def settings_path(output: str | Path | OutputTarget) -> Path:
         path, kind = Path(output), output_kind(output)
     stem = path.stem if kind != "frames" else path.name
     return path.parent / sibling_name(stem, "", ".settings.json")  # shortened to fit beside a long name
+
+
+def report_path(output: str | Path | OutputTarget) -> Path:
+    """The --report figure beside an output: dream.mp4 -> dream.report.png, frames/ -> frames.report.png."""
+    from .encode import output_kind
+
+    if isinstance(output, OutputTarget):
+        path, kind = output.path, output.kind
+    else:
+        path, kind = Path(output), output_kind(output)
+    stem = path.stem if kind != "frames" else path.name
+    return path.parent / sibling_name(stem, "", ".report.png")
 
 
 def versions() -> dict[str, str]:
