@@ -19,6 +19,7 @@ from .errors import ConfigError
 LOSSES = ("mean", "meansquare")
 FLOWS = ("dis-fast", "dis-medium", "farneback")
 WARPS = ("detail", "frame")
+PRECISIONS = ("float32", "bfloat16", "float16", "auto")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class DreamConfig:
     tile_size: int = 512  # gradients are computed in tiles of at most this many pixels a side (bounds memory); >= 64
     max_side: int | None = None  # downscale inputs so the longer side is at most this (pixels); None = keep size
     seed: int = 0  # seeds every random choice (rolls, noise); same seed + input + settings = same output
+    precision: str = "float32"  # model compute dtype: float32, bfloat16, float16 (GPUs), auto (probed); image stays f32
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,7 @@ def _check(s: Settings) -> None:
             raise ConfigError(msg)
 
     need(d.loss in LOSSES, f"loss {d.loss!r} is unknown: use one of {', '.join(LOSSES)}")
+    need(d.precision in PRECISIONS, f"precision {d.precision!r} is unknown: use one of {', '.join(PRECISIONS)}")
     need(d.octaves >= 1, f"octaves must be >= 1, got {d.octaves}")
     need(d.octave_scale > 1.0, f"octave_scale must be > 1, got {d.octave_scale}")
     need(d.steps >= 0, f"steps must be >= 0, got {d.steps}")

@@ -30,6 +30,17 @@ from .model import LoadedModel, check_layers, load_model
 EDGE_PAD = 16
 
 
+def edge_pad(height: int, width: int, jitter: int, factor: float) -> int:
+    """Reflect padding, pixels a side, of an octave of ``height`` x ``width`` that is 1/``factor`` of the frame."""
+    return min(max(jitter, EDGE_PAD), min(height, width) - 1)
+
+
+# float16 keeps 5 exponent bits: the input gradient of a mean over ~1e6 activations (~1e-6 per
+# element) underflows on its way back, so the float16 loss is scaled up and the gradient back down.
+# bfloat16 has float32's exponent range and needs none.
+FLOAT16_LOSS_SCALE = 1024.0
+
+
 # Flat settings a schedule or reaction may change per frame that are dream knobs (DreamParams fields).
 DREAM_KEYS = ("steps", "step_size", "octaves", "octave_scale", "jitter")
 
@@ -89,6 +100,8 @@ class DreamEngine:
         self.spec = loaded.spec
         self.layers = check_layers(loaded.spec, layers)
         self.loss_kind = loss
+        self.precision = loaded.precision  # the model's compute dtype; image, loss and update stay float32
+        loss_scale = FLOAT16_LOSS_SCALE if self.precision == "float16" else 1.0
         base = loaded.keras_model
         outputs = [base.get_layer(name).output for name in self.layers]
         # Cut at the deepest chosen layer: Keras only computes what these outputs depend on.
@@ -103,6 +116,7 @@ class DreamEngine:
             acts = feature_model(to_input(img[tf.newaxis]), training=False)
             if not isinstance(acts, (list, tuple)):
                 acts = [acts]
+            acts = [tf.cast(a, tf.float32) for a in acts]  # a no-op in float32; the loss sums in float32
             terms = [tf.reduce_mean(tf.square(a)) if loss == "meansquare" else tf.reduce_mean(a) for a in acts]
             return tf.add_n(terms)
 
@@ -132,8 +146,11 @@ class DreamEngine:
                     piece = rolled[y0:y1, x0:x1]
                     with tf.GradientTape() as tape:
                         tape.watch(piece)
-                        value = loss_fn(piece)
-                    g = tape.gradient(value, piece)
+                        value = loss_fn(piece) if loss_scale == 1.0 else loss_fn(piece) * loss_scale
+                    g = tape.gradient(value, piece)  # float32: the gradient of the model's input cast
+                    if loss_scale != 1.0:  # float16: overflowed elements carry no direction, drop them
+                        g = g / loss_scale
+                        g = tf.where(tf.math.is_finite(g), g, tf.zeros_like(g))
                     begin, end = tf.stack([y0, x0, 0]), tf.stack([y1, x1, 3])
                     grads = tf.raw_ops.TensorStridedSliceUpdate(
                         input=grads, begin=begin, end=end, strides=tf.ones([3], tf.int32),
@@ -210,7 +227,7 @@ class DreamEngine:
                     self._tf.constant(shifts),
                     self._tf.constant(params.step_size, dtype=self._tf.float32),
                     self._tf.constant(tile, dtype=self._tf.int32),
-                    self._tf.constant(min(max(params.jitter, EDGE_PAD), min(oh, ow) - 1), dtype=self._tf.int32),
+                    self._tf.constant(edge_pad(oh, ow, params.jitter, h / oh), dtype=self._tf.int32),
                 ).numpy()
                 detail = out - base
         return _from_dream_space(src + detail)
@@ -232,11 +249,14 @@ _ENGINES_LOCK = threading.Lock()
 
 def get_engine(cfg: DreamConfig) -> DreamEngine:
     """The engine for these settings, built once per process and kept across frames and jobs."""
-    key = (cfg.model, cfg.weights, tuple(cfg.layers) if cfg.layers else None, cfg.loss)
     with _ENGINES_LOCK:
+        precision, note = resolve_precision(cfg.precision)
+        key = (cfg.model, cfg.weights, tuple(cfg.layers) if cfg.layers else None, cfg.loss, precision)
         engine = _ENGINES.get(key)
         if engine is None:
-            loaded = _load_cached(cfg.model, cfg.weights)
+            loaded = _load_cached(cfg.model, cfg.weights, precision)
+            if note and note not in loaded.notes:
+                loaded.notes.append(note)
             engine = DreamEngine(loaded, check_layers(loaded.spec, cfg.layers), cfg.loss)
             _ENGINES[key] = engine
         return engine
@@ -245,18 +265,100 @@ def get_engine(cfg: DreamConfig) -> DreamEngine:
 _MODELS: dict[tuple, LoadedModel] = {}
 
 
-def _load_cached(name: str | None, weights: str | None) -> LoadedModel:
-    key = (name, weights)
+def _load_cached(name: str | None, weights: str | None, precision: str = "float32") -> LoadedModel:
+    key = (name, weights, precision)
     if key not in _MODELS:
-        _MODELS[key] = load_model(name, weights)
+        _MODELS[key] = load_model(name, weights, precision)
     return _MODELS[key]
+
+
+# --- precision ------------------------------------------------------------------------------------
+
+AUTO_MIN_SPEEDUP = 1.1  # auto picks bfloat16 only when the probe runs at least this much faster than float32
+_AUTO: tuple[str, str] | None = None  # auto's choice and its note, probed once per process
+
+
+def resolve_precision(requested: str) -> tuple[str, str | None]:
+    """The compute precision an engine gets for the ``precision`` setting, and a note when auto chose.
+
+    "float16" needs a GPU (ConfigError on a CPU). "auto" times a few bfloat16 convolutions against
+    float32 ones (about a second, once per process) and keeps float32 unless bfloat16 is faster.
+    """
+    global _AUTO
+    if requested not in ("float16", "auto"):
+        return requested, None
+    from .model import import_tensorflow
+
+    tf = import_tensorflow()
+    if requested == "float16":
+        if not tf.config.list_physical_devices("GPU"):
+            raise ConfigError("precision float16 needs a GPU and none is visible: use precision=bfloat16 or float32")
+        return "float16", None
+    if _AUTO is None:
+        if not tf.config.list_physical_devices("GPU") and not _cpu_has_bf16():
+            _AUTO = ("float32", "precision auto: float32 (this CPU has no AVX512_BF16 or AMX for bfloat16)")
+        else:
+            speedup = probe_bfloat16_speedup()
+            choice = "bfloat16" if speedup >= AUTO_MIN_SPEEDUP else "float32"
+            _AUTO = (choice, f"precision auto: {choice} (bfloat16 ran {speedup:.2f}x as fast as float32 in a probe)")
+    return _AUTO
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether /proc/cpuinfo lists a bfloat16 instruction set (elsewhere: assume yes and let the probe say)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return True
+    return not flags or "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def probe_bfloat16_speedup(repeats: int = 3) -> float:
+    """float32 seconds / bfloat16 seconds of the same small convolution stack, forward + input gradient."""
+    import time
+
+    from .model import import_tensorflow
+
+    tf = import_tensorflow()
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((1, 96, 96, 64)), tf.float32)  # ~1.4 GFLOP per 3x3 64->64 conv
+    kernels = [rng.standard_normal((3, 3, 64, 64)) * 0.05 for _ in range(3)]
+
+    def make(dtype: Any) -> Any:
+        ws = [tf.constant(k, dtype) for k in kernels]
+
+        @tf.function
+        def grad(x: Any) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                h = tf.cast(x, dtype)
+                for w in ws:
+                    h = tf.nn.relu(tf.nn.conv2d(h, w, 1, "SAME"))
+                loss = tf.reduce_mean(tf.cast(h, tf.float32))
+            return tape.gradient(loss, x)
+
+        grad(x).numpy()  # trace and warm up
+        return grad
+
+    fns = {"float32": make(tf.float32), "bfloat16": make(tf.bfloat16)}
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeats):  # interleaved, best of each: others' load hits both alike
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn(x).numpy()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best["float32"] / best["bfloat16"]
 
 
 def clear_cache() -> None:
     """Forget built engines and models (tests use it to start from scratch)."""
+    global _AUTO
     with _ENGINES_LOCK:
         _ENGINES.clear()
         _MODELS.clear()
+        _AUTO = None
 
 
-__all__ = ["DreamEngine", "DreamParams", "get_engine", "octave_sizes", "clear_cache"]
+__all__ = ["DreamEngine", "DreamParams", "get_engine", "octave_sizes", "clear_cache", "resolve_precision",
+           "probe_bfloat16_speedup"]
