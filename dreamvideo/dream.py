@@ -23,15 +23,18 @@ from .errors import ConfigError
 from .model import LoadedModel, check_layers, load_model
 
 
-# Reflected context around the image while computing gradients, pixels (at least the largest roll).
-# Measured on butterfly.jpg at 640 px with InceptionV3: without it the outer 8 px get 9.6/255 of
-# dream against 17.0 inside (an undreamed frame); with 16 px, 14.3 against 15.9. It costs about 20%
-# of a 640x360 first frame (bench/RESULTS.md: 16 px is a large share of the small octaves).
+# Reflected context around each octave while computing gradients, pixels a side (at least the
+# largest roll). Every octave needs all of it: less at the small octaves, where it is the largest
+# share of the pixels, under-dreams the edges of the finished frame (bench/bench_edges.py).
 EDGE_PAD = 16
 
 
 def edge_pad(height: int, width: int, jitter: int, factor: float) -> int:
-    """Reflect padding, pixels a side, of an octave of ``height`` x ``width`` that is 1/``factor`` of the frame."""
+    """Reflect padding, pixels a side, of an octave of ``height`` x ``width`` that is 1/``factor`` of the frame.
+
+    The same at every octave (``factor`` is unused, kept for rules that scale): the roll's wrap seam
+    then stays a pad's width outside the picture, and the padded array's own border 0 to 2 pads away.
+    """
     return min(max(jitter, EDGE_PAD), min(height, width) - 1)
 
 
@@ -112,6 +115,9 @@ class DreamEngine:
         feature_model = self.feature_model
         min_side = self.spec.min_side
 
+        # loss_fn and tiled_gradient are plain graph code (explicit tf.while_loop): autograph need not
+        # rewrite them, which was about 40% of the one trace (bench/bench_startup.py).
+        @tf.autograph.experimental.do_not_convert
         def loss_fn(img: tf.Tensor) -> tf.Tensor:
             acts = feature_model(to_input(img[tf.newaxis]), training=False)
             if not isinstance(acts, (list, tuple)):
@@ -120,6 +126,7 @@ class DreamEngine:
             terms = [tf.reduce_mean(tf.square(a)) if loss == "meansquare" else tf.reduce_mean(a) for a in acts]
             return tf.add_n(terms)
 
+        @tf.autograph.experimental.do_not_convert
         def tiled_gradient(img: tf.Tensor, shift: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor) -> tf.Tensor:
             # Reflect-pad by the largest roll, so the roll's wrap seam and the network's own border
             # fall outside the picture: without it the frame's edges are under-dreamed (EDGE_PAD).
@@ -132,29 +139,32 @@ class DreamEngine:
             nx = (w + tile - 1) // tile
             th = (h + ny - 1) // ny
             tw = (w + nx - 1) // nx
-            grads = tf.zeros_like(rolled)
-            for iy in tf.range(ny):
-                for ix in tf.range(nx):
-                    y0, x0 = iy * th, ix * tw
-                    y0 = tf.minimum(y0, tf.maximum(h - tf.maximum(th, min_side), 0))
-                    x0 = tf.minimum(x0, tf.maximum(w - tf.maximum(tw, min_side), 0))
-                    y1 = tf.minimum(y0 + tf.maximum(th, min_side), h)
-                    x1 = tf.minimum(x0 + tf.maximum(tw, min_side), w)
-                    # The gradient of the tile alone, added into its place: the same sums as the
-                    # gradient with respect to the whole frame (zero outside the tile), without a
-                    # frame-sized temporary and a frame-sized add per tile (a 4K frame has 40 tiles).
-                    piece = rolled[y0:y1, x0:x1]
-                    with tf.GradientTape() as tape:
-                        tape.watch(piece)
-                        value = loss_fn(piece) if loss_scale == 1.0 else loss_fn(piece) * loss_scale
-                    g = tape.gradient(value, piece)  # float32: the gradient of the model's input cast
-                    if loss_scale != 1.0:  # float16: overflowed elements carry no direction, drop them
-                        g = g / loss_scale
-                        g = tf.where(tf.math.is_finite(g), g, tf.zeros_like(g))
-                    begin, end = tf.stack([y0, x0, 0]), tf.stack([y1, x1, 3])
-                    grads = tf.raw_ops.TensorStridedSliceUpdate(
-                        input=grads, begin=begin, end=end, strides=tf.ones([3], tf.int32),
-                        value=grads[y0:y1, x0:x1] + g)
+
+            def add_tile(k: tf.Tensor, grads: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                iy, ix = k // nx, k % nx  # row by row, as nested loops would
+                y0, x0 = iy * th, ix * tw
+                y0 = tf.minimum(y0, tf.maximum(h - tf.maximum(th, min_side), 0))
+                x0 = tf.minimum(x0, tf.maximum(w - tf.maximum(tw, min_side), 0))
+                y1 = tf.minimum(y0 + tf.maximum(th, min_side), h)
+                x1 = tf.minimum(x0 + tf.maximum(tw, min_side), w)
+                # The gradient of the tile alone, added into its place: the same sums as the
+                # gradient with respect to the whole frame (zero outside the tile), without a
+                # frame-sized temporary and a frame-sized add per tile (a 4K frame has 40 tiles).
+                piece = rolled[y0:y1, x0:x1]
+                with tf.GradientTape() as tape:
+                    tape.watch(piece)
+                    value = loss_fn(piece) if loss_scale == 1.0 else loss_fn(piece) * loss_scale
+                g = tape.gradient(value, piece)  # float32: the gradient of the model's input cast
+                if loss_scale != 1.0:  # float16: overflowed elements carry no direction, drop them
+                    g = g / loss_scale
+                    g = tf.where(tf.math.is_finite(g), g, tf.zeros_like(g))
+                begin, end = tf.stack([y0, x0, 0]), tf.stack([y1, x1, 3])
+                grads = tf.raw_ops.TensorStridedSliceUpdate(
+                    input=grads, begin=begin, end=end, strides=tf.ones([3], tf.int32),
+                    value=grads[y0:y1, x0:x1] + g)
+                return k + 1, grads
+
+            _, grads = tf.while_loop(lambda k, _g: k < ny * nx, add_tile, (tf.constant(0), tf.zeros_like(rolled)))
             return tf.roll(grads, shift=-shift, axis=[0, 1])[pad:pad + h0, pad:pad + w0]
 
         def ascend(img: tf.Tensor, shifts: tf.Tensor, step_size: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor) -> tf.Tensor:
