@@ -258,18 +258,33 @@ _ENGINES_LOCK = threading.Lock()
 
 
 def get_engine(cfg: DreamConfig) -> DreamEngine:
-    """The engine for these settings, built once per process and kept across frames and jobs."""
+    """The engine for these settings, built once per process and kept across frames and jobs.
+
+    ``precision = "auto"`` builds the model in float32 and in bfloat16, times a short dream with
+    each (once per model and layers, a few seconds) and keeps the faster one, with a note saying so.
+    """
     with _ENGINES_LOCK:
-        precision, note = resolve_precision(cfg.precision)
-        key = (cfg.model, cfg.weights, tuple(cfg.layers) if cfg.layers else None, cfg.loss, precision)
-        engine = _ENGINES.get(key)
-        if engine is None:
-            loaded = _load_cached(cfg.model, cfg.weights, precision)
-            if note and note not in loaded.notes:
-                loaded.notes.append(note)
-            engine = DreamEngine(loaded, check_layers(loaded.spec, cfg.layers), cfg.loss)
-            _ENGINES[key] = engine
-        return engine
+        return _engine(cfg, cfg.precision)
+
+
+def _engine(cfg: DreamConfig, precision: str) -> DreamEngine:
+    base_key = (cfg.model, cfg.weights, tuple(cfg.layers) if cfg.layers else None, cfg.loss)
+    if precision == "auto":
+        if base_key not in _AUTO:
+            _AUTO[base_key] = _probe_auto(cfg)
+        precision = _AUTO[base_key]
+    elif precision == "float16":
+        from .model import import_tensorflow
+
+        if not import_tensorflow().config.list_physical_devices("GPU"):
+            raise ConfigError("precision float16 needs a GPU and none is visible: use precision=bfloat16 or float32")
+    key = (*base_key, precision)
+    engine = _ENGINES.get(key)
+    if engine is None:
+        loaded = _load_cached(cfg.model, cfg.weights, precision)
+        engine = DreamEngine(loaded, check_layers(loaded.spec, cfg.layers), cfg.loss)
+        _ENGINES[key] = engine
+    return engine
 
 
 _MODELS: dict[tuple, LoadedModel] = {}
@@ -284,34 +299,30 @@ def _load_cached(name: str | None, weights: str | None, precision: str = "float3
 
 # --- precision ------------------------------------------------------------------------------------
 
-AUTO_MIN_SPEEDUP = 1.1  # auto picks bfloat16 only when the probe runs at least this much faster than float32
-_AUTO: tuple[str, str] | None = None  # auto's choice and its note, probed once per process
+AUTO_MIN_SPEEDUP = 1.1  # auto picks bfloat16 only when its probe dream runs at least this much faster
+_AUTO: dict[tuple, str] = {}  # (model, weights, layers, loss) -> the precision auto chose
 
 
-def resolve_precision(requested: str) -> tuple[str, str | None]:
-    """The compute precision an engine gets for the ``precision`` setting, and a note when auto chose.
-
-    "float16" needs a GPU (ConfigError on a CPU). "auto" times a few bfloat16 convolutions against
-    float32 ones (about a second, once per process) and keeps float32 unless bfloat16 is faster.
-    """
-    global _AUTO
-    if requested not in ("float16", "auto"):
-        return requested, None
+def _probe_auto(cfg: DreamConfig) -> str:
+    """auto's choice for these settings: bfloat16 where a short dream with it is faster, else float32."""
     from .model import import_tensorflow
 
     tf = import_tensorflow()
-    if requested == "float16":
-        if not tf.config.list_physical_devices("GPU"):
-            raise ConfigError("precision float16 needs a GPU and none is visible: use precision=bfloat16 or float32")
-        return "float16", None
-    if _AUTO is None:
-        if not tf.config.list_physical_devices("GPU") and not _cpu_has_bf16():
-            _AUTO = ("float32", "precision auto: float32 (this CPU has no AVX512_BF16 or AMX for bfloat16)")
-        else:
-            speedup = probe_bfloat16_speedup()
-            choice = "bfloat16" if speedup >= AUTO_MIN_SPEEDUP else "float32"
-            _AUTO = (choice, f"precision auto: {choice} (bfloat16 ran {speedup:.2f}x as fast as float32 in a probe)")
-    return _AUTO
+    f32 = _engine(cfg, "float32")
+    if not tf.config.list_physical_devices("GPU") and not _cpu_has_bf16():
+        note = "precision auto: float32 (this CPU has no AVX512_BF16 or AMX for bfloat16)"
+        choice = "float32"
+    else:
+        speedup = probe_speedup(f32, _engine(cfg, "bfloat16"))
+        choice = "bfloat16" if speedup >= AUTO_MIN_SPEEDUP else "float32"
+        note = f"precision auto: {choice} for {f32.name} (bfloat16 dreamed {speedup:.2f}x as fast in a start-up probe)"
+        loser = "float32" if choice == "bfloat16" else "bfloat16"  # free the model auto does not use
+        _ENGINES.pop((cfg.model, cfg.weights, tuple(cfg.layers) if cfg.layers else None, cfg.loss, loser), None)
+        _MODELS.pop((cfg.model, cfg.weights, loser), None)
+    loaded = _load_cached(cfg.model, cfg.weights, choice)
+    if note not in loaded.notes:
+        loaded.notes.append(note)
+    return choice
 
 
 def _cpu_has_bf16() -> bool:
@@ -324,51 +335,31 @@ def _cpu_has_bf16() -> bool:
     return not flags or "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def probe_bfloat16_speedup(repeats: int = 3) -> float:
-    """float32 seconds / bfloat16 seconds of the same small convolution stack, forward + input gradient."""
+def probe_speedup(f32: DreamEngine, other: DreamEngine, repeats: int = 3) -> float:
+    """float32 seconds / ``other``'s seconds of the same short dream (224 px, 1 octave x 2 steps), best of each."""
     import time
 
-    from .model import import_tensorflow
-
-    tf = import_tensorflow()
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.standard_normal((1, 96, 96, 64)), tf.float32)  # ~1.4 GFLOP per 3x3 64->64 conv
-    kernels = [rng.standard_normal((3, 3, 64, 64)) * 0.05 for _ in range(3)]
-
-    def make(dtype: Any) -> Any:
-        ws = [tf.constant(k, dtype) for k in kernels]
-
-        @tf.function
-        def grad(x: Any) -> Any:
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                h = tf.cast(x, dtype)
-                for w in ws:
-                    h = tf.nn.relu(tf.nn.conv2d(h, w, 1, "SAME"))
-                loss = tf.reduce_mean(tf.cast(h, tf.float32))
-            return tape.gradient(loss, x)
-
-        grad(x).numpy()  # trace and warm up
-        return grad
-
-    fns = {"float32": make(tf.float32), "bfloat16": make(tf.bfloat16)}
-    best = {k: float("inf") for k in fns}
-    for _ in range(repeats):  # interleaved, best of each: others' load hits both alike
-        for k, fn in fns.items():
+    side = max(224, f32.spec.min_side)
+    img = np.random.default_rng(0).uniform(0, 255, (side, side, 3)).astype(np.float32)
+    p = DreamParams(steps=2, step_size=0.01, octaves=1, octave_scale=1.4, jitter=8, tile_size=512)
+    best = {"f32": float("inf"), "other": float("inf")}
+    engines = {"f32": f32, "other": other}
+    for e in engines.values():
+        e.dream(img, p)  # trace and warm up
+    for i in range(repeats):  # interleaved, so others' load hits both alike
+        for k in (("f32", "other") if i % 2 == 0 else ("other", "f32")):
             t = time.perf_counter()
-            fn(x).numpy()
+            engines[k].dream(img, p)
             best[k] = min(best[k], time.perf_counter() - t)
-    return best["float32"] / best["bfloat16"]
+    return best["f32"] / best["other"]
 
 
 def clear_cache() -> None:
     """Forget built engines and models (tests use it to start from scratch)."""
-    global _AUTO
     with _ENGINES_LOCK:
         _ENGINES.clear()
         _MODELS.clear()
-        _AUTO = None
+        _AUTO.clear()
 
 
-__all__ = ["DreamEngine", "DreamParams", "get_engine", "octave_sizes", "clear_cache", "resolve_precision",
-           "probe_bfloat16_speedup"]
+__all__ = ["DreamEngine", "DreamParams", "get_engine", "octave_sizes", "clear_cache", "probe_speedup"]

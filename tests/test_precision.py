@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dreamvideo.config import DreamConfig, Settings
-from dreamvideo.dream import DreamParams, clear_cache, get_engine, resolve_precision
+from dreamvideo.dream import DreamParams, clear_cache, get_engine
 from dreamvideo.errors import ConfigError
 
 
@@ -63,9 +63,9 @@ def test_bfloat16_dreams_as_strongly_as_float32():
 
 
 def test_auto_picks_a_precision_and_says_why():
-    choice, note = resolve_precision("auto")
-    assert choice in ("float32", "bfloat16")
-    assert note.startswith(f"precision auto: {choice} (")
     engine = get_engine(DreamConfig(model="tiny", precision="auto"))
-    assert engine.precision == choice and note in engine.loaded.notes
-    assert resolve_precision("float32") == ("float32", None)
+    assert engine.precision in ("float32", "bfloat16")
+    notes = [n for n in engine.loaded.notes if n.startswith("precision auto: ")]
+    assert len(notes) == 1 and notes[0].startswith(f"precision auto: {engine.precision}"), engine.loaded.notes
+    assert get_engine(DreamConfig(model="tiny", precision="auto")) is engine  # probed once
+    assert get_engine(DreamConfig(model="tiny", precision=engine.precision)) is engine
