@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.bench_render import model_flat  # noqa: E402
-from bench.common import Row, default_settings, print_table, strength, vtest_frame  # noqa: E402
+from bench.bench_render import model_flat
+from bench.common import Row, default_settings, print_table, strength, vtest_frame
 
 
 def run(models: list[str], size=(640, 360), steps: int = 6, octaves: int = 2, repeats: int = 3,
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
 
     import_tensorflow()
     w, h = (int(v) for v in a.size.lower().split("x"))
-    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda m: print(m, file=sys.stderr, flush=True)
     rows, _ = run(a.models.split(","), (w, h), a.steps, a.octaves, a.repeats, log=log)
     print_table(rows, "precision: bfloat16 against float32")
     return 0

@@ -17,6 +17,7 @@ second call, and the exit after the last Python line (measured from outside).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import ROOT, Row, inception_weights, median, print_table, shared_dir  # noqa: E402
+from bench.common import ROOT, Row, inception_weights, median, print_table, shared_dir
 
 PHASES = r'''
 import json, os, sys, time
@@ -77,7 +78,7 @@ def image_command(code: Path, image: Path, out: Path, model: str, weights: str |
         args += ["--set", f"steps={steps}"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run(args, cwd=str(code), env=_env(code), capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=str(code), env=_env(code), capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0 or not out.is_file():
@@ -91,7 +92,7 @@ def phases(code: Path, model: str, weights: str | None) -> dict[str, float]:
     env["BENCH_T0"] = repr(time.time())
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", PHASES, model, weights or ""], cwd=str(code), env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     total = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip()[-400:])
@@ -142,8 +143,8 @@ def run(baseline: Path, models: list[str], repeats: int = 3, with_default: bool 
                     r[k]["default"].append(wall)
                     log(f"  {model} {k}: default preset {wall:.2f} s")
         if with_phases:
-            for k in codes:
-                r[k]["phases"] = phases(codes[k], model, weights)
+            for k, code in codes.items():
+                r[k]["phases"] = phases(code, model, weights)
                 log(f"  {model} {k}: phases {r[k]['phases']}")
         res[model] = r
         b, t = median(r["baseline"]["startup"]), median(r["this"]["startup"])
@@ -157,7 +158,7 @@ def run(baseline: Path, models: list[str], repeats: int = 3, with_default: bool 
         if with_phases:
             def split(m: dict) -> str:
                 keys = ["python", "import", "model", "trace", "second", "exit"]
-                vals = [m[keys[0]]] + [m[b] - m[a] for a, b in zip(keys, keys[1:])]
+                vals = [m[keys[0]]] + [m[b] - m[a] for a, b in itertools.pairwise(keys)]
                 return " / ".join(f"{v:.2f}" for v in vals)
             for k in codes:
                 rows.append(Row(f"{model} phases, {k}", split(r[k]["phases"]),
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-phases", action="store_true")
     a = ap.parse_args(argv)
     baseline = a.baseline or baseline_checkout()
-    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda m: print(m, file=sys.stderr, flush=True)
     log(f"baseline: {baseline}")
     rows, _ = run(baseline, a.models.split(","), a.repeats, not a.no_default, not a.no_phases, log=log)
     print_table(rows, "start-up of `dreamvideo image` on a 256 px image: baseline -> this checkout")
