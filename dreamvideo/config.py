@@ -34,6 +34,7 @@ ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medi
 MAX_SIDE = 8192  # pixels: the largest frame side anywhere (8K); bounds memory before anything runs
 WARP_KERNELS = ("linear", "cubic")
 COLOR_HOLDS = ("std", "offset")
+PRECISIONS = ("float32", "bfloat16", "float16", "auto")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class DreamConfig:
     keep_colors: bool = False  # keep the source's colour: only the luminance (YCbCr Y) carries the dream
     mask: str | None = None  # grey image (or video, frame by frame) where white is dreamed, black kept; None = all
     mask_feather: int = 8  # pixels, 0..1024, over which the mask's white fades in from its black edges
+    precision: str = "float32"  # model compute dtype: float32, bfloat16, float16 (GPUs), auto (probed); image stays f32
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,8 @@ RULES: dict[str, Rule] = {
     "jitter": Rule("int", 0, 256, vary=True, help="Max random roll per step, pixels."),
     "octave_detail": Rule("float", 0, 1, vary=True, help="Share of each octave's dream detail carried to the next"
                           " (1 = classic pyramid; lower = finer octaves dream more from the source)."),
+    "precision": Rule("choice", choices=PRECISIONS, help="Model compute precision: bfloat16 is faster on CPUs with"
+                      " AVX512_BF16/AMX, float16 on GPUs; auto probes at start-up. The image stays float32."),
     "tile_size": Rule("int", 64, MAX_SIDE, help="Max tile side for gradients, pixels (bounds memory)."),
     "max_side": Rule("int", 32, MAX_SIDE, optional=True, help="Downscale so the longer side is at most this (px)."),
     "seed": Rule("int", 0, 2**31 - 1, help="Random seed (same seed + input + settings = same output)."),
@@ -308,7 +312,7 @@ RULES: dict[str, Rule] = {
 }
 # The layer gallery (`dreamvideo layers`) takes the dream knobs that shape a tile as flags too.
 for _name in ("model", "weights", "loss", "octaves", "octave_scale", "steps", "step_size", "jitter", "tile_size",
-              "max_side", "seed", "keep_colors"):
+              "max_side", "seed", "keep_colors", "precision"):
     RULES[_name] = dataclasses.replace(RULES[_name], commands=(*RULES[_name].commands, "layers"))
 if set(RULES) != set(FLAT_INDEX):  # pragma: no cover - a developer error, caught by any import
     raise RuntimeError(f"RULES and the settings differ: {sorted(set(RULES) ^ set(FLAT_INDEX))}")

@@ -25,11 +25,25 @@ from .errors import ConfigError, InputError, ModelError
 from .model import LoadedModel, load_model
 
 
-# Reflected context around the image while computing gradients, pixels (at least the largest roll).
-# Measured on butterfly.jpg at 640 px with InceptionV3: without it the outer 8 px get 9.6/255 of
-# dream against 17.0 inside (an undreamed frame); with 16 px, 14.3 against 15.9. It costs about 20%
-# of a 640x360 first frame (bench/RESULTS.md: 16 px is a large share of the small octaves).
+# Reflected context around each octave while computing gradients, pixels a side (at least the
+# largest roll). Every octave needs all of it: less at the small octaves, where it is the largest
+# share of the pixels, under-dreams the edges of the finished frame (bench/bench_edges.py).
 EDGE_PAD = 16
+
+
+def edge_pad(height: int, width: int, jitter: int, factor: float) -> int:
+    """Reflect padding, pixels a side, of an octave of ``height`` x ``width`` that is 1/``factor`` of the frame.
+
+    The same at every octave (``factor`` is unused, kept for rules that scale): the roll's wrap seam
+    then stays a pad's width outside the picture, and the padded array's own border 0 to 2 pads away.
+    """
+    return min(max(jitter, EDGE_PAD), min(height, width) - 1)
+
+
+# float16 keeps 5 exponent bits: the input gradient of a mean over ~1e6 activations (~1e-6 per
+# element) underflows on its way back, so the float16 loss is scaled up and the gradient back down.
+# bfloat16 has float32's exponent range and needs none.
+FLOAT16_LOSS_SCALE = 1024.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,8 @@ class DreamEngine:
         self.layers = tuple(dict.fromkeys(t.layer for t in self.terms if t.kind != "class"))
         guided = objective.guide_layers(loaded.spec, self.terms) if guide is not None else ()
         self.loss_kind = loss
+        self.precision = loaded.precision  # the model's compute dtype; image, loss and update stay float32
+        loss_scale = FLOAT16_LOSS_SCALE if self.precision == "float16" else 1.0
         base = loaded.keras_model
         names = tuple(dict.fromkeys([*(t.layer for t in self.terms), *guided]))
         missing = [n for n in names if n not in {layer.name for layer in base.layers}]
@@ -110,12 +126,17 @@ class DreamEngine:
         feature_model = self.feature_model
         min_side = self.spec.min_side
 
+        # loss_fn and tiled_gradient are plain graph code (explicit tf.while_loop): autograph need not
+        # rewrite them, which was about 40% of the one trace (bench/bench_startup.py).
+        @tf.autograph.experimental.do_not_convert
         def loss_fn(img: tf.Tensor) -> tf.Tensor:
             acts = feature_model(to_input(img[tf.newaxis]), training=False)
             if not isinstance(acts, (list, tuple)):
                 acts = [acts]
-            return self._objective(list(acts))  # the weighted sum of terms (objective.py)
+            acts = [tf.cast(a, tf.float32) for a in acts]  # a no-op in float32; the loss sums in float32
+            return self._objective(acts)  # the weighted sum of terms (objective.py)
 
+        @tf.autograph.experimental.do_not_convert
         def tiled_gradient(img: tf.Tensor, shift: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor) -> tf.Tensor:
             # Reflect-pad by the largest roll, so the roll's wrap seam and the network's own border
             # fall outside the picture: without it the frame's edges are under-dreamed (EDGE_PAD).
@@ -128,26 +149,32 @@ class DreamEngine:
             nx = (w + tile - 1) // tile
             th = (h + ny - 1) // ny
             tw = (w + nx - 1) // nx
-            grads = tf.zeros_like(rolled)
-            for iy in tf.range(ny):
-                for ix in tf.range(nx):
-                    y0, x0 = iy * th, ix * tw
-                    y0 = tf.minimum(y0, tf.maximum(h - tf.maximum(th, min_side), 0))
-                    x0 = tf.minimum(x0, tf.maximum(w - tf.maximum(tw, min_side), 0))
-                    y1 = tf.minimum(y0 + tf.maximum(th, min_side), h)
-                    x1 = tf.minimum(x0 + tf.maximum(tw, min_side), w)
-                    # The gradient of the tile alone, added into its place: the same sums as the
-                    # gradient with respect to the whole frame (zero outside the tile), without a
-                    # frame-sized temporary and a frame-sized add per tile (a 4K frame has 40 tiles).
-                    piece = rolled[y0:y1, x0:x1]
-                    with tf.GradientTape() as tape:
-                        tape.watch(piece)
-                        value = loss_fn(piece)
-                    g = tape.gradient(value, piece)
-                    begin, end = tf.stack([y0, x0, 0]), tf.stack([y1, x1, 3])
-                    grads = tf.raw_ops.TensorStridedSliceUpdate(
-                        input=grads, begin=begin, end=end, strides=tf.ones([3], tf.int32),
-                        value=grads[y0:y1, x0:x1] + g)
+
+            def add_tile(k: tf.Tensor, grads: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                iy, ix = k // nx, k % nx  # row by row, as nested loops would
+                y0, x0 = iy * th, ix * tw
+                y0 = tf.minimum(y0, tf.maximum(h - tf.maximum(th, min_side), 0))
+                x0 = tf.minimum(x0, tf.maximum(w - tf.maximum(tw, min_side), 0))
+                y1 = tf.minimum(y0 + tf.maximum(th, min_side), h)
+                x1 = tf.minimum(x0 + tf.maximum(tw, min_side), w)
+                # The gradient of the tile alone, added into its place: the same sums as the
+                # gradient with respect to the whole frame (zero outside the tile), without a
+                # frame-sized temporary and a frame-sized add per tile (a 4K frame has 40 tiles).
+                piece = rolled[y0:y1, x0:x1]
+                with tf.GradientTape() as tape:
+                    tape.watch(piece)
+                    value = loss_fn(piece) if loss_scale == 1.0 else loss_fn(piece) * loss_scale
+                g = tape.gradient(value, piece)  # float32: the gradient of the model's input cast
+                if loss_scale != 1.0:  # float16: overflowed elements carry no direction, drop them
+                    g = g / loss_scale
+                    g = tf.where(tf.math.is_finite(g), g, tf.zeros_like(g))
+                begin, end = tf.stack([y0, x0, 0]), tf.stack([y1, x1, 3])
+                grads = tf.raw_ops.TensorStridedSliceUpdate(
+                    input=grads, begin=begin, end=end, strides=tf.ones([3], tf.int32),
+                    value=grads[y0:y1, x0:x1] + g)
+                return k + 1, grads
+
+            _, grads = tf.while_loop(lambda k, _g: k < ny * nx, add_tile, (tf.constant(0), tf.zeros_like(rolled)))
             return tf.roll(grads, shift=-shift, axis=[0, 1])[pad:pad + h0, pad:pad + w0]
 
         def ascend(img: tf.Tensor, shifts: tf.Tensor, step_size: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor,
@@ -252,7 +279,7 @@ class DreamEngine:
                     self._tf.constant(shifts),
                     self._tf.constant(params.step_size, dtype=self._tf.float32),
                     self._tf.constant(tile, dtype=self._tf.int32),
-                    self._tf.constant(min(max(params.jitter, EDGE_PAD), min(oh, ow) - 1), dtype=self._tf.int32),
+                    self._tf.constant(edge_pad(oh, ow, params.jitter, h / oh), dtype=self._tf.int32),
                     self._tf.constant(target), self._tf.constant(pull), self._tf.constant(step_map),
                 ).numpy()
                 detail = out - base
@@ -310,16 +337,39 @@ _ENGINES_LOCK = threading.Lock()
 
 
 def get_engine(cfg: DreamConfig) -> DreamEngine:
-    """The engine for these settings, built once per process and kept across frames and jobs."""
-    key = (cfg.model, cfg.weights, tuple(cfg.layers) if cfg.layers else None, cfg.loss, cfg.dream_class, cfg.guide)
+    """The engine for these settings, built once per process and kept across frames and jobs.
+
+    ``precision = "auto"`` builds the model in float32 and in bfloat16, times a short dream with
+    each (once per model and layers, a few seconds) and keeps the faster one, with a note saying so.
+    """
     with _ENGINES_LOCK:
-        engine = _ENGINES.get(key)
-        if engine is None:
-            guide = read_guide(cfg.guide) if cfg.guide is not None else None  # a bad file fails before any model
-            loaded = _load_cached(cfg.model, cfg.weights)
-            engine = DreamEngine(loaded, cfg.layers, cfg.loss, cfg.dream_class, guide)
-            _ENGINES[key] = engine
-        return engine
+        return _engine(cfg, cfg.precision)
+
+
+def _base_key(cfg: DreamConfig) -> tuple:
+    """What makes two engines different, precision aside."""
+    return (cfg.model, cfg.weights, tuple(cfg.layers) if cfg.layers else None, cfg.loss, cfg.dream_class, cfg.guide)
+
+
+def _engine(cfg: DreamConfig, precision: str) -> DreamEngine:
+    base_key = _base_key(cfg)
+    if precision == "auto":
+        if base_key not in _AUTO:
+            _AUTO[base_key] = _probe_auto(cfg)
+        precision = _AUTO[base_key]
+    elif precision == "float16":
+        from .model import import_tensorflow
+
+        if not import_tensorflow().config.list_physical_devices("GPU"):
+            raise ConfigError("precision float16 needs a GPU and none is visible: use precision=bfloat16 or float32")
+    key = (*base_key, precision)
+    engine = _ENGINES.get(key)
+    if engine is None:
+        guide = read_guide(cfg.guide) if cfg.guide is not None else None  # a bad file fails before any model
+        loaded = _load_cached(cfg.model, cfg.weights, precision)
+        engine = DreamEngine(loaded, cfg.layers, cfg.loss, cfg.dream_class, guide)
+        _ENGINES[key] = engine
+    return engine
 
 
 def read_guide(path: str) -> np.ndarray:
@@ -337,11 +387,68 @@ def read_guide(path: str) -> np.ndarray:
 _MODELS: dict[tuple, LoadedModel] = {}
 
 
-def _load_cached(name: str | None, weights: str | None) -> LoadedModel:
-    key = (name, weights)
+def _load_cached(name: str | None, weights: str | None, precision: str = "float32") -> LoadedModel:
+    key = (name, weights, precision)
     if key not in _MODELS:
-        _MODELS[key] = load_model(name, weights)
+        _MODELS[key] = load_model(name, weights, precision)
     return _MODELS[key]
+
+
+# --- precision ------------------------------------------------------------------------------------
+
+AUTO_MIN_SPEEDUP = 1.1  # auto picks bfloat16 only when its probe dream runs at least this much faster
+_AUTO: dict[tuple, str] = {}  # (model, weights, layers, loss) -> the precision auto chose
+
+
+def _probe_auto(cfg: DreamConfig) -> str:
+    """auto's choice for these settings: bfloat16 where a short dream with it is faster, else float32."""
+    from .model import import_tensorflow
+
+    tf = import_tensorflow()
+    f32 = _engine(cfg, "float32")
+    if not tf.config.list_physical_devices("GPU") and not _cpu_has_bf16():
+        note = "precision auto: float32 (this CPU has no AVX512_BF16 or AMX for bfloat16)"
+        choice = "float32"
+    else:
+        speedup = probe_speedup(f32, _engine(cfg, "bfloat16"))
+        choice = "bfloat16" if speedup >= AUTO_MIN_SPEEDUP else "float32"
+        note = f"precision auto: {choice} for {f32.name} (bfloat16 dreamed {speedup:.2f}x as fast in a start-up probe)"
+        loser = "float32" if choice == "bfloat16" else "bfloat16"  # free the model auto does not use
+        _ENGINES.pop((*_base_key(cfg), loser), None)
+        _MODELS.pop((cfg.model, cfg.weights, loser), None)
+    loaded = _load_cached(cfg.model, cfg.weights, choice)
+    if note not in loaded.notes:
+        loaded.notes.append(note)
+    return choice
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether /proc/cpuinfo lists a bfloat16 instruction set (elsewhere: assume yes and let the probe say)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return True
+    return not flags or "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def probe_speedup(f32: DreamEngine, other: DreamEngine, repeats: int = 3) -> float:
+    """float32 seconds / ``other``'s seconds of the same short dream (224 px, 1 octave x 2 steps), best of each."""
+    import time
+
+    side = max(224, f32.spec.min_side)
+    img = np.random.default_rng(0).uniform(0, 255, (side, side, 3)).astype(np.float32)
+    p = DreamParams(steps=2, step_size=0.01, octaves=1, octave_scale=1.4, jitter=8, tile_size=512)
+    best = {"f32": float("inf"), "other": float("inf")}
+    engines = {"f32": f32, "other": other}
+    for e in engines.values():
+        e.dream(img, p)  # trace and warm up
+    for i in range(repeats):  # interleaved, so others' load hits both alike
+        for k in (("f32", "other") if i % 2 == 0 else ("other", "f32")):
+            t = time.perf_counter()
+            engines[k].dream(img, p)
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best["f32"] / best["other"]
 
 
 def clear_cache() -> None:
@@ -349,6 +456,7 @@ def clear_cache() -> None:
     with _ENGINES_LOCK:
         _ENGINES.clear()
         _MODELS.clear()
+        _AUTO.clear()
 
 
-__all__ = ["DreamEngine", "DreamParams", "Temporal", "get_engine", "octave_sizes", "clear_cache"]
+__all__ = ["DreamEngine", "DreamParams", "Temporal", "get_engine", "octave_sizes", "clear_cache", "probe_speedup"]

@@ -322,6 +322,7 @@ class LoadedModel:
     keras_model: Any  # keras.Model, input = spec.to_input(dream-space image)
     source: WeightsSource  # where the weights came from
     notes: list[str] = field(default_factory=list)  # one-line notices for the user (fallbacks, downloads)
+    precision: str = "float32"  # compute dtype of its layers: "float32", "bfloat16" or "float16" (weights stay float32)
 
 
 def _load_from(spec: ModelSpec, source: WeightsSource) -> Any:
@@ -347,21 +348,45 @@ def _load_from(spec: ModelSpec, source: WeightsSource) -> Any:
         ) from None
 
 
-def load_model(name: str | None, weights: str | Path | None = None) -> LoadedModel:
+# Keras dtype policy per compute precision: "mixed_*" keeps float32 variables and casts them per call.
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def load_model(name: str | None, weights: str | Path | None = None, precision: str = "float32") -> LoadedModel:
+    """Build a model with real ImageNet weights, computing in ``precision`` (a key of POLICIES).
+
+    Lower precisions build the same layers under Keras' mixed policy (float32 weights, activations
+    and their gradients in bfloat16/float16); the weights files are the float32 ones.
+    """
+    if precision not in POLICIES:
+        raise ModelError(f"precision {precision!r} cannot build a model: use one of {', '.join(POLICIES)}")
+    import_tensorflow()
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(POLICIES[precision])  # process-global: callers build under one lock
+    try:
+        loaded = _load_model(name, weights)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    loaded.precision = precision
+    return loaded
+
+
+def _load_model(name: str | None, weights: str | Path | None = None) -> LoadedModel:
     """Build a model with real ImageNet weights.
 
     ``name`` None means: inception_v3 when its weights can be had (local file, Keras cache, or a
     download that succeeds), else efficientnet_lite0 with a note saying so. An explicit model whose
     weights cannot be had is a ModelError naming the fixes, never a silent fallback.
     """
-    import_tensorflow()
     if name is None:
         try:
-            loaded = load_model(DEFAULT_MODEL, weights)
+            loaded = _load_model(DEFAULT_MODEL, weights)
         except ModelError:
             if weights is not None:
                 raise  # the user pointed at a file: a bad file is their error, not a reason to switch
-            loaded = load_model(FALLBACK_MODEL)
+            loaded = _load_model(FALLBACK_MODEL)
             loaded.notes.insert(
                 0,
                 f"using {FALLBACK_MODEL}: no InceptionV3 weights here (no local file, none in the Keras cache, "
