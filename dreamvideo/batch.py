@@ -472,7 +472,7 @@ def _default_model() -> str:
     from .model import DEFAULT_MODEL, FALLBACK_MODEL, find_weights, get_spec
 
     try:
-        local = find_weights(get_spec(DEFAULT_MODEL)).kind in ("local", "cached")
+        local = find_weights(get_spec(DEFAULT_MODEL)).kind in ("local", "installed", "cached")
     except DreamVideoError:  # pragma: no cover
         local = False
     return DEFAULT_MODEL if local else FALLBACK_MODEL

@@ -35,6 +35,16 @@ def need(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _no_recorded_weights():
+    """Each test starts with no installed weights and no recorded failed download (both live in the
+    session's dreamvideo cache, next to the converted EfficientNet-Lite0 that tests share)."""
+    import shutil
+
+    yield
+    shutil.rmtree(Path(os.environ["DREAMVIDEO_CACHE"]) / "weights", ignore_errors=True)
+
+
 @pytest.fixture
 def media() -> Path:
     return need(MEDIA)
