@@ -508,12 +508,15 @@ def models_install(
 
 
 @app.command()
-def doctor() -> None:
-    """Check ffmpeg, TensorFlow and its devices, each model's weights, and the cache folders."""
+def doctor(
+    deep: Annotated[bool, typer.Option("--deep", help="Also import TensorFlow and run a convolution where there "
+                                                      "is no GPU (a few seconds; with a GPU that always happens).")] = False,
+) -> None:
+    """Check ffmpeg, TensorFlow and each GPU (name, memory, a convolution), each model's weights, and the cache folders."""
     from .doctor import run_checks
 
     problems = 0
-    for check in run_checks():
+    for check in run_checks(deep):
         mark = "OK " if check.ok else "FIX"
         typer.echo(f"[{mark}] {check.name}: {check.detail}")
         problems += 0 if check.ok else int(check.required)

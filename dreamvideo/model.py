@@ -61,11 +61,42 @@ def import_tensorflow() -> Any:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # CUDA probing logs here, once
+            _gpu_memory_growth(tf)
             import keras  # noqa: F401
     except ImportError as err:
         raise ModelError(f"TensorFlow cannot be imported ({err}): use `pip install tensorflow`") from None
     _TF = tf
     return tf
+
+def _gpu_memory_growth(tf: Any) -> None:
+    """Let TensorFlow take GPU memory as it needs it instead of all of it at once.
+
+    Must run before any op creates the GPU context (TensorFlow refuses afterwards, RuntimeError).
+    """
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError):  # already initialised by someone else: too late, not fatal
+            pass
+
+
+def device_description() -> str:
+    """The device TensorFlow dreams on, for the settings JSON.
+
+    Returns:
+        "CPU" when no GPU is visible, else "GPU <name>" of the first GPU (TensorFlow places ops on
+        /GPU:0 by default), e.g. "GPU NVIDIA H200".
+    """
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    try:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name") or gpus[0].name
+    except (RuntimeError, ValueError):
+        name = gpus[0].name
+    return f"GPU {name}"
+
 
 DEFAULT_MODEL = "inception_v3"
 FALLBACK_MODEL = "efficientnet_lite0"
@@ -550,7 +581,8 @@ def load_model(name: str | None, weights: str | Path | None = None) -> LoadedMod
             spec = get_spec(DEFAULT_MODEL)
             loaded = load_model(FALLBACK_MODEL)
             why = offline_reason(spec) or "no file here"
-            loaded.notes.insert(0, f"using {FALLBACK_MODEL} (bundled): no {spec.name} weights here ({why}); "
+            title = spec.description.split(" ", 1)[0]  # "InceptionV3"
+            loaded.notes.insert(0, f"using {FALLBACK_MODEL} (bundled): no {title} weights here ({why}); "
                                    f"for the classic look, {install_fix(spec)}")
         return loaded
 
