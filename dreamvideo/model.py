@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 
 # Quieten TensorFlow's C++ chatter (oneDNN, CUDA probing) before it is first imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -311,6 +311,48 @@ def check_layers(spec: ModelSpec, layers: tuple[str, ...] | None) -> tuple[str, 
             f"unknown layer {bad[0]!r} for {spec.name}: use one of {', '.join(spec.layers)}"
         )
     return chosen
+
+
+def planned_spec(name: str | None, weights: str | Path | None = None) -> ModelSpec:
+    """The model a render will dream with, decided without loading anything.
+
+    An explicit ``name`` is that model; None is inception_v3 when its weights are at hand (or a
+    download may bring them), else the bundled fallback.
+    """
+    if name is not None:
+        return get_spec(name)
+    if weights is not None:
+        return get_spec(DEFAULT_MODEL)
+    try:
+        kind = find_weights(get_spec(DEFAULT_MODEL)).kind
+    except ModelError:
+        kind = "none"
+    return get_spec(DEFAULT_MODEL if kind in ("local", "installed", "cached") else FALLBACK_MODEL)
+
+
+def check_frame_size(spec: ModelSpec, size: tuple[int, int], source: tuple[int, int] | None = None) -> None:
+    """Refuse frames whose short side is below the model's smallest side, in one line with the fix.
+
+    Args:
+        spec: the model that will dream (see ``planned_spec``).
+        size: (width, height) of the frames after --max-side.
+        source: (width, height) of the input before --max-side, to name the --max-side that fits.
+
+    Raises:
+        ConfigError naming the size, the model's limit and the --max-side (or input size) that works.
+    """
+    import math
+
+    w, h = int(size[0]), int(size[1])
+    if min(w, h) >= spec.min_side:
+        return
+    if source is None:
+        fix = f"make the short side at least {spec.min_side} px (--max-side, --size)"
+    elif min(source) >= spec.min_side:
+        fix = f"use --max-side {math.ceil(spec.min_side * max(source) / min(source))} or more"
+    else:
+        fix = f"use an input at least {spec.min_side} px on its short side, or another model"
+    raise ConfigError(f"frames would be {w}x{h}, below {spec.name}'s smallest side of {spec.min_side} px: {fix}")
 
 
 # --- weights ---------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ class RenderResult:
     """What a render produced."""
 
     output: Path  # the finished file or folder
-    width: int  # frame width in pixels (before any even-size padding by the encoder)
+    width: int  # frame width in pixels, as the output file has it (H.264/VP9 pad odd sizes to even)
     height: int  # frame height in pixels
     frames: int  # frames in the output (1 for an image)
     model: str  # the model that dreamed
@@ -152,13 +152,17 @@ def render_image(
     from .decode import read_image, resize_max_side
     from .dream import get_engine
     from .encode import check_output_path, output_kind, write_image
+    from .model import check_frame_size, planned_spec
 
     start = time.perf_counter()
     input, output = Path(input), Path(output)
     if output_kind(output) != "image":
         raise ConfigError(f"output {str(output)!r} is not an image: use .png, .jpg or .webp")
     check_output_path(output, [input])
-    rgb = resize_max_side(read_image(input), settings.dream.max_side)
+    original = read_image(input)
+    rgb = resize_max_side(original, settings.dream.max_side)
+    check_frame_size(planned_spec(settings.dream.model, settings.dream.weights), (rgb.shape[1], rgb.shape[0]),
+                     (original.shape[1], original.shape[0]))  # before the model loads
     engine = get_engine(settings.dream)
     notes = list(engine.loaded.notes)
     for n in notes:
@@ -345,9 +349,10 @@ def render_video(
     an interruption continues where it stopped. The output appears under its final name only
     when complete.
     """
-    from .decode import iter_frames
+    from .decode import iter_frames, scaled_size
     from .dream import get_engine
-    from .encode import open_writer
+    from .encode import encoded_size, open_writer
+    from .model import check_frame_size, planned_spec
     from .probe import probe, require_video
     from .resume import WorkDir, input_identity
 
@@ -355,6 +360,9 @@ def render_video(
     input, output = Path(input), Path(output)
     info = require_video(probe(input))
     check_video_output(output, [input])
+    if info.width and info.height:  # before the model loads or any frame renders
+        check_frame_size(planned_spec(settings.dream.model, settings.dream.weights),
+                         scaled_size(info.width, info.height, settings.dream.max_side), (info.width, info.height))
     fps: Fraction = info.fps
     v = settings.video
     engine = get_engine(settings.dream)
@@ -423,6 +431,7 @@ def render_video(
     seconds = time.perf_counter() - t0
     summary = metrics.summary()
     assert size is not None
+    size = encoded_size(output, size)  # the size the file has (H.264/VP9 pad odd sides)
     extra = {
         "command": command, "input": str(input), "model": engine.name, "layers": list(engine.layers),
         "weights": engine.loaded.source.detail, "fps": f"{fps.numerator}/{fps.denominator}", "frames": count,

@@ -358,7 +358,8 @@ def render_zoom(
     appears under its final name only when complete, with a settings JSON beside it.
     """
     from .dream import get_engine
-    from .encode import open_writer
+    from .encode import encoded_size, open_writer
+    from .model import check_frame_size, planned_spec
     from .probe import check_input_file, probe
     from .resume import WorkDir, input_identity
 
@@ -395,6 +396,7 @@ def render_zoom(
 
     start = start_image(input, settings)
     h, w = start.shape[:2]
+    check_frame_size(planned_spec(settings.dream.model, settings.dream.weights), (w, h))  # before the model loads
     if input is None and z.size is None:
         note(f"--noise without --size: rendering {w}x{h}")
     fps = Fraction(z.fps)
@@ -465,6 +467,7 @@ def render_zoom(
                 emit(frame)
 
     seconds = time.perf_counter() - t0
+    w, h = encoded_size(output, (w, h))  # the size the file has (H.264/VP9 pad odd sides)
     summary = steps.summary()
     if not z.loop:
         summary.pop("seam", None)
