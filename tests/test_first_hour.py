@@ -66,3 +66,67 @@ def test_dry_run_counts_the_fixed_start_up_cost(tmp_path):
     fixed = batch_mod.SECONDS_TENSORFLOW_IMPORT + batch_mod.SECONDS_MODEL_LOAD["efficientnet_lite0"]
     assert first >= fixed > 0  # the first job pays TensorFlow's import and the model's load
     assert second < 1.0 and first - second == pytest.approx(fixed, abs=1e-6)  # the second job pays neither
+
+
+def _beat_recipe():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_beat", SAMPLES / "make_beat.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_rhythmic_sample_has_its_onsets_where_the_recipe_put_them():
+    from fractions import Fraction
+
+    from dreamvideo.audio import analyze_file
+
+    recipe = _beat_recipe()
+    fps = probe(SAMPLES / "beat.mp4").fps
+    assert fps == Fraction(10)
+    features = analyze_file(SAMPLES / "beat.mp4", fps)
+    expected = [int(t * fps) for t in recipe.EVENTS]  # the frame each hit lands in
+    found = list(features.onset_frames)
+    assert len(found) == len(expected), (found, expected)
+    assert all(abs(int(f) - e) <= 1 for f, e in zip(found, expected)), (found, expected)
+    # Loudness pulses: every kick's frame is loud, the frames just before the first hit are silent.
+    kicks = [int(t * fps) for t in recipe.KICKS]
+    assert min(features.loudness[kicks]) > 0.8 and max(features.loudness[:2]) < 0.05
+    assert (SAMPLES / "beat.mp4").stat().st_size < 1_000_000
+    assert np.array_equal(recipe.track(), recipe.track())  # the recipe is deterministic
+
+
+def test_import_dreamvideo_lists_its_api_without_tensorflow():
+    code = ("import sys, dreamvideo; names = dir(dreamvideo); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules); print(' '.join(names))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    first, names = out.splitlines()
+    assert first == "False False"
+    api = {"Settings", "load_preset", "render_image", "render_video", "render_zoom", "dream_image", "load_manifest",
+           "run_batch", "Manifest", "BatchSummary", "RenderResult", "DreamVideoError", "ConfigError", "InputError",
+           "ModelError", "install_weights"}
+    assert api <= set(names.split())
+    import dreamvideo
+
+    assert api <= set(dreamvideo.__all__)
+    for name in dreamvideo.__all__:
+        value = getattr(dreamvideo, name)
+        if callable(value) and not isinstance(value, type):
+            doc = value.__doc__ or ""
+            assert doc.strip(), name  # every public function is documented
+
+
+def test_api_script_renders_a_clip_with_a_progress_callback(tmp_path):
+    """The README's Python example, at a tiny size."""
+    import dreamvideo
+
+    settings = dreamvideo.merge(dreamvideo.load_preset("fast-preview"),
+                                {"model": "tiny", "max_side": 96, "max_frames": 3, "steps": 1}, source="test")
+    seen: list[tuple[int, int | None]] = []
+    result = dreamvideo.render_video(SAMPLES / "beat.mp4", tmp_path / "out.mp4", settings,
+                                     on_progress=lambda done, total: seen.append((done, total)))
+    assert result.frames == 3 and seen[-1][0] == 3
+    assert (result.width, result.height) == (probe(result.output).width, probe(result.output).height)
+    with pytest.raises(dreamvideo.InputError):
+        dreamvideo.render_video(tmp_path / "missing.mp4", tmp_path / "o.mp4", settings)
