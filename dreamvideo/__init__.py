@@ -57,7 +57,15 @@ _LAZY: dict[str, str] = {
     "MediaError": "dreamvideo.errors",
 }
 
-__all__ = ["__version__", *_LAZY]
+# A literal list, so that type checkers and linters read it (tests check it matches _LAZY).
+__all__ = [
+    "__version__",
+    "Settings", "DreamConfig", "VideoConfig", "ZoomConfig", "EncodeConfig", "merge", "load_preset", "list_presets",
+    "dream_image", "render_image", "render_video", "RenderResult", "render_zoom",
+    "load_manifest", "run_batch", "Manifest", "BatchSummary",
+    "analyze_file", "plot_features", "AudioFeatures", "model_names", "install_weights",
+    "DreamVideoError", "InputError", "OutputError", "ConfigError", "ModelError", "MediaError",
+]
 
 if TYPE_CHECKING:  # type checkers and IDEs see the real names; at run time they load lazily
     from .audio import AudioFeatures, analyze_file, plot_features

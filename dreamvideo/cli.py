@@ -509,10 +509,11 @@ def models_install(
 
 @app.command()
 def doctor(
-    deep: Annotated[bool, typer.Option("--deep", help="Also import TensorFlow and run a convolution where there "
-                                                      "is no GPU (a few seconds; with a GPU that always happens).")] = False,
+    deep: Annotated[bool, typer.Option(
+        "--deep", help="Also import TensorFlow and run a convolution where there is no GPU "
+                       "(a few seconds; with a GPU that always happens).")] = False,
 ) -> None:
-    """Check ffmpeg, TensorFlow and each GPU (name, memory, a convolution), each model's weights, and the cache folders."""
+    """Check ffmpeg, TensorFlow and each GPU (name, memory, a convolution), each model's weights, the caches."""
     from .doctor import run_checks
 
     problems = 0

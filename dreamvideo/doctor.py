@@ -66,8 +66,8 @@ def gpu_cards() -> list[GpuCard]:
     cards = []
     for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
         try:
-            model = next((ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines() if ln.startswith("Model")),
-                         "NVIDIA GPU")
+            lines = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines() if ln.startswith("Model")]
+            model = lines[0] if lines else "NVIDIA GPU"
         except OSError:
             model = "NVIDIA GPU"
         cards.append(GpuCard(model, None))
@@ -136,7 +136,8 @@ def _tensorflow_checks(deep: bool, cards: list[GpuCard]) -> list[Check]:
     for i, gpu in enumerate(gpus):
         card = cards[i] if i < len(cards) else None
         try:
-            name = tf.config.experimental.get_device_details(gpu).get("device_name") or (card.name if card else gpu.name)
+            details = tf.config.experimental.get_device_details(gpu)
+            name = details.get("device_name") or (card.name if card else gpu.name)
         except (RuntimeError, ValueError):
             name = card.name if card else gpu.name
         memory = f"{card.memory_mib / 1024:.0f} GiB" if card and card.memory_mib else "memory unknown"

@@ -284,7 +284,11 @@ _register_effnet()
 
 
 def model_names() -> list[str]:
-    """Registered model names, in registry order."""
+    """Registered model names, in registry order.
+
+    Returns:
+        e.g. ["inception_v3", "vgg16", "mobilenet_v2", "efficientnet_lite0"].
+    """
     return list(_REGISTRY)
 
 
@@ -301,12 +305,14 @@ def check_layers(spec: ModelSpec, layers: tuple[str, ...] | None) -> tuple[str, 
     chosen = tuple(layers) if layers else spec.default_layers
     bad = [name for name in chosen if name not in spec.layers]
     if bad:
-        owner = next((s for s in _REGISTRY.values() if s.name != spec.name and all(b in s.layers for b in chosen)), None)
+        owners = [s for s in _REGISTRY.values() if s.name != spec.name and all(b in s.layers for b in chosen)]
+        owner = owners[0] if owners else None
         if owner is not None:  # e.g. InceptionV3's mixed3 asked of the offline fallback: name the real problem
             source = find_weights(owner)
             if source.kind in ("local", "installed", "cached", "bundled"):
                 raise ModelError(f"layer {bad[0]!r} is {owner.name}'s, not {spec.name}'s: use --model {owner.name}")
-            raise ModelError(f"layer {bad[0]!r} is {owner.name}'s, not {spec.name}'s, and {owner.name} is {source.detail}")
+            raise ModelError(f"layer {bad[0]!r} is {owner.name}'s, not {spec.name}'s, "
+                             f"and {owner.name} is {source.detail}")
         raise ModelError(
             f"unknown layer {bad[0]!r} for {spec.name}: use one of {', '.join(spec.layers)}"
         )
@@ -527,7 +533,13 @@ def install_weights(name: str, file: str | Path) -> Path:
 
     The copy is atomic (a temporary name in the same folder, then renamed) and checked byte for
     byte against the source; a file that does not fit raises ModelError and nothing is copied.
-    Returns the installed path; afterwards the model works offline with no flag.
+
+    Args:
+        name: a registered model, e.g. "inception_v3".
+        file: a no-top Keras weights file (.h5 or .weights.h5) for that model.
+
+    Returns:
+        The installed path; from then on the model works offline with no flag.
     """
     import hashlib
     import shutil
@@ -535,9 +547,11 @@ def install_weights(name: str, file: str | Path) -> Path:
     spec = get_spec(name)
     src = Path(file).expanduser()
     if not src.is_file():
-        raise ModelError(f"weights file {str(src)!r} not found: give the path of {spec.name}'s no-top weights (.h5 or .weights.h5)")
+        raise ModelError(f"weights file {str(src)!r} not found: "
+                         f"give the path of {spec.name}'s no-top weights (.h5 or .weights.h5)")
     if not (src.name.endswith(".h5") or src.name.endswith(".hdf5")):
-        raise ModelError(f"{str(src)!r} is not a Keras weights file: give {spec.name}'s no-top weights (.h5 or .weights.h5)")
+        raise ModelError(f"{str(src)!r} is not a Keras weights file: "
+                         f"give {spec.name}'s no-top weights (.h5 or .weights.h5)")
     import_tensorflow()
     _load_from(spec, WeightsSource("local", src, f"local file {src}"))  # ModelError when it does not fit
     legacy = not src.name.endswith(".weights.h5")

@@ -80,7 +80,15 @@ def read_preset(name: str) -> Preset:
 
 
 def load_preset(name: str | None, base: Settings | None = None) -> Settings:
-    """Settings = defaults (or ``base``) < preset ``name``. None means the defaults alone."""
+    """Settings = defaults (or ``base``) < preset ``name``. None means the defaults alone.
+
+    Args:
+        name: a preset name (see ``list_presets``), a path to a .toml preset, or None.
+        base: the settings the preset applies on top of; None = the built-in defaults.
+
+    Returns:
+        The resolved Settings. ConfigError names the file and key of a bad preset.
+    """
     base = base or Settings()
     if name is None:
         return base
@@ -89,7 +97,11 @@ def load_preset(name: str | None, base: Settings | None = None) -> Settings:
 
 
 def list_presets() -> list[Preset]:
-    """Every preset visible to the user, user ones shadowing shipped ones, sorted by name."""
+    """Every preset visible to the user, user ones shadowing shipped ones, sorted by name.
+
+    Returns:
+        A list of Preset (name, path, description), sorted by name.
+    """
     found: dict[str, Preset] = {}
     for folder in reversed(_search_dirs()):
         if folder.is_dir():

@@ -110,6 +110,7 @@ def test_import_dreamvideo_lists_its_api_without_tensorflow():
     import dreamvideo
 
     assert api <= set(dreamvideo.__all__)
+    assert set(dreamvideo.__all__) == {"__version__", *dreamvideo._LAZY}  # the literal list and the loader agree
     for name in dreamvideo.__all__:
         value = getattr(dreamvideo, name)
         if callable(value) and not isinstance(value, type):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import INCEPTION_WEIGHTS, need
 from typer.testing import CliRunner
 
-from conftest import INCEPTION_WEIGHTS, need
 from dreamvideo import model as model_mod
 from dreamvideo.cli import app
 from dreamvideo.dream import clear_cache
