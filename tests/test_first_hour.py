@@ -131,3 +131,26 @@ def test_api_script_renders_a_clip_with_a_progress_callback(tmp_path):
     assert (result.width, result.height) == (probe(result.output).width, probe(result.output).height)
     with pytest.raises(dreamvideo.InputError):
         dreamvideo.render_video(tmp_path / "missing.mp4", tmp_path / "o.mp4", settings)
+
+
+def test_music_video_preset_pulses_on_the_rhythmic_sample():
+    """The preset's reactions on samples/beat.mp4: step size high on every kick, low between; blend dips on hits."""
+    from dreamvideo.audio import analyze_file
+    from dreamvideo.config import RULES
+    from dreamvideo.presets import load_preset
+    from dreamvideo.schedule import Timeline, parse_all
+
+    settings = load_preset("music-video")
+    fps = probe(SAMPLES / "beat.mp4").fps
+    features = analyze_file(SAMPLES / "beat.mp4", fps)
+    schedules, reactions = parse_all(settings.schedule, settings.react, RULES)
+    timeline = Timeline(schedules, reactions, fps, features.n_frames, features)
+    step = timeline.series("step_size")
+    blend = timeline.series("blend")
+    recipe = _beat_recipe()
+    kicks = [int(t * fps) for t in recipe.KICKS]
+    lulls = [k - 1 for k in kicks[1:]]  # the frame before each later kick: the last kick has faded
+    assert min(step[kicks]) > 1.5 * max(step[lulls]), (step, kicks)
+    assert step.max() - step.min() > 0.5 * (step.max() + step.min()) / 2  # a pulse, not a wobble
+    hits = [int(t * fps) for t in recipe.EVENTS]
+    assert max(blend[hits]) < min(blend[:2])  # onsets kick the dream: less of the raw frame on each hit
