@@ -310,8 +310,9 @@ def check_layers(spec: ModelSpec, layers: tuple[str, ...] | None) -> tuple[str, 
         if owner is not None:  # e.g. InceptionV3's mixed3 asked of the offline fallback: name the real problem
             source = find_weights(owner)
             if source.kind in ("local", "installed", "cached", "bundled"):
-                raise ModelError(f"layer {bad[0]!r} is {owner.name}'s, not {spec.name}'s: use --model {owner.name}")
-            raise ModelError(f"layer {bad[0]!r} is {owner.name}'s, not {spec.name}'s, "
+                raise ModelError(f"unknown layer {bad[0]!r} for {spec.name}: it is {owner.name}'s, "
+                                 f"use --model {owner.name}")
+            raise ModelError(f"unknown layer {bad[0]!r} for {spec.name}: it is {owner.name}'s, "
                              f"and {owner.name} is {source.detail}")
         raise ModelError(
             f"unknown layer {bad[0]!r} for {spec.name}: use one of {', '.join(spec.layers)}"
@@ -426,7 +427,7 @@ def offline_reason(spec: ModelSpec) -> str | None:
 
 def install_fix(spec: ModelSpec) -> str:
     """The one-line fix for missing weights: install a file, or retry the download once online."""
-    fix = f"fix with `dreamvideo models install {spec.name} FILE`"
+    fix = f"fix with `dreamvideo models install {spec.name} FILE` or --weights FILE"
     if spec.keras_file:
         fix += f" (FILE: Keras' {spec.keras_file}, or any {spec.name} no-top .h5/.weights.h5)"
     if spec.keras_download is not None:

@@ -86,9 +86,9 @@ def versions() -> dict[str, str]:
 
 def write_settings_file(output: Path, settings: Settings, extra: dict[str, Any]) -> Path:
     """Resolved settings, command, versions, timings and metrics, as JSON beside the output (atomic)."""
-    path = settings_path(output)
     from .model import device_description
 
+    path = settings_path(output)
     doc = {"output": str(output), "settings": settings.to_dict(), "digest": settings.digest(), "versions": versions(),
            "device": device_description(), **extra}
     tmp = path.with_name(f".{path.name}.partial")

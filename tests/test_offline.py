@@ -51,9 +51,10 @@ def offline(tmp_path, monkeypatch) -> CountingDownload:
 
 
 def small_image(tmp_path: Path) -> Path:
+    """96x80: above every model's smallest side (InceptionV3: 75 px)."""
     rng = np.random.default_rng(3)
     path = tmp_path / "in.png"
-    write_image(path, rng.integers(0, 255, (72, 96, 3), dtype=np.uint8))
+    write_image(path, rng.integers(0, 255, (80, 96, 3), dtype=np.uint8))
     return path
 
 
