@@ -34,7 +34,9 @@ if name:
     from dreamvideo.config import DreamConfig
     from dreamvideo.dream import get_engine
     import numpy as np
-    t = time.perf_counter(); engine = get_engine(DreamConfig(model=name, weights=weights)); out["load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    engine = get_engine(DreamConfig(model=name, weights=weights))
+    out["load"] = time.perf_counter() - t
     img = np.random.default_rng(0).integers(0, 255, (128, 160, 3), dtype=np.uint8)
     from dreamvideo.dream import DreamParams
     params = DreamParams.from_config(DreamConfig(model=name, weights=weights, steps=1, octaves=1))
