@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import settings_from_dict
+from .decode import scaled_size
 from .errors import DreamVideoError, InputError, OutputError
 from .manifest import JOB_KINDS, Job, Manifest, load_manifest
 from .toolkit import ProgressFn, noop, settings_path
@@ -37,6 +38,11 @@ SECONDS_PER_MEGAPIXEL_STEP: dict[str, float] = {"inception_v3": 2.0, "efficientn
 DEFAULT_SECONDS_PER_MEGAPIXEL_STEP = 2.0  # other models
 SECONDS_PER_STEP_CALL = 0.02  # fixed cost of one step at one octave whatever its size (dominates small frames)
 SECONDS_PER_FRAME_OVERHEAD = 0.03  # decode, flow, colour match, encode, saving the resume frame
+# Fixed costs, paid once per batch process (bench/bench_stage_costs.py, figures in bench/RESULTS.md):
+SECONDS_TENSORFLOW_IMPORT = 10.0  # importing TensorFlow and Keras, before the first job
+# Building a model, loading its weights and tracing its first step, before its first job.
+SECONDS_MODEL_LOAD: dict[str, float] = {"inception_v3": 25.0, "efficientnet_lite0": 12.0}
+DEFAULT_SECONDS_MODEL_LOAD = 25.0  # other models
 
 EventFn = Callable[[str], None]  # one line per event
 
@@ -181,13 +187,6 @@ def _fmt_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def _scaled(w: int, h: int, max_side: int | None) -> tuple[int, int]:
-    if max_side and max(w, h) > max_side:
-        k = max_side / max(w, h)
-        return max(int(round(w * k)), 1), max(int(round(h * k)), 1)
-    return w, h
-
-
 def _octave_area(octaves: int, scale: float) -> float:
     """Pixels an octave pyramid processes, relative to the full size."""
     return sum(scale ** (-2 * k) for k in range(max(octaves, 1)))
@@ -198,14 +197,29 @@ def _default_model() -> str:
     from .model import DEFAULT_MODEL, FALLBACK_MODEL, find_weights, get_spec
 
     try:
-        local = find_weights(get_spec(DEFAULT_MODEL)).kind in ("local", "cached")
+        local = find_weights(get_spec(DEFAULT_MODEL)).kind in ("local", "installed", "cached")
     except DreamVideoError:  # pragma: no cover
         local = False
     return DEFAULT_MODEL if local else FALLBACK_MODEL
 
 
-def estimate(job: Job) -> tuple[int | None, float | None, str]:
-    """(frames, seconds, remark) for a dry run. Probes the input; measures nothing.
+def estimate(job: Job, loaded: set[str] | None = None) -> tuple[int | None, float | None, str]:
+    """(frames, seconds, remark) for a dry run, with the fixed start-up cost when ``loaded`` is given.
+
+    ``loaded``: the models earlier jobs of this batch load (updated here); the first job pays
+    SECONDS_TENSORFLOW_IMPORT, and each model's first job its SECONDS_MODEL_LOAD.
+    """
+    frames, seconds, remark = _render_estimate(job)
+    if seconds is not None and loaded is not None:
+        model = job.settings.dream.model or _default_model()
+        seconds += 0.0 if loaded else SECONDS_TENSORFLOW_IMPORT
+        seconds += 0.0 if model in loaded else SECONDS_MODEL_LOAD.get(model, DEFAULT_SECONDS_MODEL_LOAD)
+        loaded.add(model)
+    return frames, seconds, remark
+
+
+def _render_estimate(job: Job) -> tuple[int | None, float | None, str]:
+    """(frames, seconds, remark) of the rendering alone. Probes the input; measures nothing.
 
     Frames: 1 for an image; render.estimate_frames for a video; seconds * fps for a zoom.
     Seconds: frames x the last run's seconds_per_frame when a settings JSON is beside the output,
@@ -240,7 +254,7 @@ def estimate(job: Job) -> tuple[int | None, float | None, str]:
             elif job.kind == "image":
                 frames = 1
             if size is None and info.width and info.height:
-                size = _scaled(info.width, info.height, s.dream.max_side)
+                size = scaled_size(info.width, info.height, s.dream.max_side)
     if job.kind == "image" and frames is None and not remark:
         frames = 1
     if frames is None:
@@ -338,6 +352,7 @@ def run_batch(
     n = len(manifest.jobs)
     base_command = command or f"dreamvideo batch {manifest.path}"
     outcomes: list[JobOutcome] = []
+    loaded: set[str] = set()  # models a dry run's earlier jobs load (their start-up is paid once)
     if not dry_run:
         try:
             manifest.log_dir.mkdir(parents=True, exist_ok=True)
@@ -350,7 +365,7 @@ def run_batch(
         try:
             done = done_reason(job)
             if dry_run:
-                outcomes.append(_plan(job, tag, what, done, on_event))
+                outcomes.append(_plan(job, tag, what, done, on_event, loaded))
                 continue
         except DreamVideoError as err:  # this job alone: the rest of the batch (or dry run) goes on
             reason = f"{manifest.path}: {job.label}: {_one_line(err)}"
@@ -414,11 +429,11 @@ def _failed(job: Job, tag: str, reason: str, start: float, log: _Log, on_event: 
     return JobOutcome(job, "failed", seconds=seconds, reason=reason, log=log.path)
 
 
-def _plan(job: Job, tag: str, what: str, done: str | None, on_event: EventFn) -> JobOutcome:
+def _plan(job: Job, tag: str, what: str, done: str | None, on_event: EventFn, loaded: set[str]) -> JobOutcome:
     if done:
         on_event(f"{tag}: would skip: {done}")
         return JobOutcome(job, "would-skip", reason=done)
-    frames, seconds, remark = estimate(job)
+    frames, seconds, remark = estimate(job, loaded)
     resumable = _resumable_frames(job) if job.kind != "image" else 0
     if frames is not None and resumable and seconds is not None:
         seconds *= max(frames - resumable, 0) / max(frames, 1)

@@ -207,6 +207,7 @@ def _note(message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"note: {message}", file=sys.stderr)  # on a line of its own, above a running progress bar
+    sys.stderr.flush()  # before the next stdout line, so a pipe (or a test) reads them in order
 
 
 def _warn(result: Any) -> None:
@@ -495,54 +496,130 @@ def _to_toml(data: dict[str, Any]) -> str:
 # --- models & doctor -----------------------------------------------------------------------------
 
 
-@app.command()
-def models(
-    name: Annotated[Optional[str], typer.Argument(help="A model, to see its details.")] = None,
+class _ModelsGroup(typer.core.TyperGroup):
+    """`dreamvideo models NAME` is `dreamvideo models show NAME`: a first word that is no subcommand is a model."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().resolve_command(ctx, args)
+
+
+models_app = typer.Typer(cls=_ModelsGroup, invoke_without_command=True,
+                         help="Each model, its default layers, and where its weights come from right now; "
+                              "`dreamvideo models NAME` shows one.")
+app.add_typer(models_app, name="models")
+
+
+def _print_models(names: list[str], list_layers: bool, details: bool = False) -> None:
+    from .model import find_weights, get_spec
+
+    for n in names:
+        spec = get_spec(n)
+        if list_layers:
+            typer.echo(f"{spec.name}: " + " ".join(spec.layers))
+            continue
+        src = find_weights(spec, None)
+        typer.echo(f"{spec.name:<20} {spec.description}")
+        typer.echo(f"{'':<20} default layers: {','.join(spec.default_layers)}")
+        typer.echo(f"{'':<20} weights: {src.kind} - {src.detail}")
+        if details:
+            _print_objectives(spec)
+
+
+@models_app.callback()
+def models_list(
+    ctx: typer.Context,
+    list_layers: Annotated[bool, typer.Option("--list-layers", help="List the layers one can dream on.")] = False,
+    retry_download: Annotated[bool, typer.Option(
+        "--retry-download", help="Forget recorded failed downloads and try InceptionV3's download again now.")] = False,
+    classes: Annotated[bool, typer.Option("--classes", help="List the ImageNet classes for --dream-class.")] = False,
+) -> None:
+    """Each model, its default layers, and where its weights come from right now.
+
+    `dreamvideo models NAME` shows one; `dreamvideo models install MODEL FILE` installs weights.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with _user_errors():
+        from .model import DEFAULT_MODEL, download_weights, get_spec, import_tensorflow, model_names, retry_downloads
+
+        if classes:
+            _print_classes()
+            return
+        if retry_download:
+            cleared = retry_downloads()
+            spec = get_spec(DEFAULT_MODEL)
+            typer.echo(f"forgot failed downloads of {', '.join(cleared)}" if cleared else "no failed download recorded")
+            import_tensorflow()
+            download_weights(spec)  # one-line ModelError (recorded again) when still offline
+            typer.echo(f"downloaded {spec.name} weights")
+            return
+        _print_models(model_names(), list_layers)
+
+
+@models_app.command("show")
+def models_show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A model, to see its details.")],
     list_layers: Annotated[bool, typer.Option("--list-layers", help="List the layers one can dream on.")] = False,
     classes: Annotated[bool, typer.Option("--classes", help="List the ImageNet classes for --dream-class.")] = False,
 ) -> None:
-    """Each model, its default layers, and where its weights come from right now; with a MODEL, the
-    objectives it supports (layers, channels per layer, classes)."""
+    """One model's details, and the objectives it supports (layers, channels per layer, classes)."""
     with _user_errors():
-        from .model import find_weights, get_spec, model_names
 
         if classes:
-            from .classes import class_names
-
-            for index, names_of in enumerate(class_names()):
-                typer.echo(f"{index:>3} {names_of[0]}" + (f" ({', '.join(names_of[1:])})" if names_of[1:] else ""))
+            _print_classes()
             return
-        names = [name] if name else model_names()
-        for n in names:
-            spec = get_spec(n)
-            src = find_weights(spec, None)
-            if list_layers:
-                typer.echo(f"{spec.name}: " + " ".join(spec.layers))
-                continue
-            typer.echo(f"{spec.name:<20} {spec.description}")
-            typer.echo(f"{'':<20} default layers: {','.join(spec.default_layers)}")
-            typer.echo(f"{'':<20} weights: {src.kind} - {src.detail}")
-            if name:
-                from .objective import layer_channels
+        parent = ctx.parent.params if ctx.parent is not None else {}
+        _print_models([name], list_layers or bool(parent.get("list_layers")), details=True)
 
-                widths = layer_channels(spec)
-                cls = ("yes, --dream-class NAME or 0..999 (see `dreamvideo models --classes`)" if spec.class_layer
-                       else "no (no classifier: use " + ", ".join(m for m in model_names() if get_spec(m).class_layer)
-                       + ")")
-                typer.echo(f"{'':<20} objectives: layers (--layers NAME), channels (NAME:CHANNEL), weights "
-                           f"(NAME=WEIGHT), guide images (--guide)")
-                typer.echo(f"{'':<20} classes: {cls}")
-                for layer_name, width in widths.items():
-                    typer.echo(f"{'':<20}   {layer_name:<14} {width:>5} channels (0..{width - 1})")
+
+def _print_classes() -> None:
+    from .classes import class_names
+
+    for index, names_of in enumerate(class_names()):
+        typer.echo(f"{index:>3} {names_of[0]}" + (f" ({', '.join(names_of[1:])})" if names_of[1:] else ""))
+
+
+def _print_objectives(spec: Any) -> None:
+    from .model import get_spec, model_names
+    from .objective import layer_channels
+
+    widths = layer_channels(spec)
+    cls = ("yes, --dream-class NAME or 0..999 (see `dreamvideo models --classes`)" if spec.class_layer
+           else "no (no classifier: use " + ", ".join(m for m in model_names() if get_spec(m).class_layer) + ")")
+    typer.echo(f"{'':<20} objectives: layers (--layers NAME), channels (NAME:CHANNEL), weights "
+               f"(NAME=WEIGHT), guide images (--guide)")
+    typer.echo(f"{'':<20} classes: {cls}")
+    for layer_name, width in widths.items():
+        typer.echo(f"{'':<20}   {layer_name:<14} {width:>5} channels (0..{width - 1})")
+
+
+@models_app.command("install")
+def models_install(
+    model: Annotated[str, typer.Argument(help="The model the weights are for, e.g. inception_v3.")],
+    file: Annotated[Path, typer.Argument(help="A no-top Keras weights file (.h5 or .weights.h5) for that model.")],
+) -> None:
+    """Check that FILE fits MODEL (by loading it) and install it where dreamvideo finds it, offline, with no flag."""
+    with _user_errors():
+        from .model import install_weights
+
+        target = install_weights(model, file)
+        typer.echo(f"installed {file} as {model} weights: {target}")
 
 
 @app.command()
-def doctor() -> None:
-    """Check ffmpeg, TensorFlow and its devices, each model's weights, and the cache folders."""
+def doctor(
+    deep: Annotated[bool, typer.Option(
+        "--deep", help="Also import TensorFlow and run a convolution where there is no GPU "
+                       "(a few seconds; with a GPU that always happens).")] = False,
+) -> None:
+    """Check ffmpeg, TensorFlow and each GPU (name, memory, a convolution), each model's weights, the caches."""
     from .doctor import run_checks
 
     problems = 0
-    for check in run_checks():
+    for check in run_checks(deep):
         mark = "OK " if check.ok else "FIX"
         typer.echo(f"[{mark}] {check.name}: {check.detail}")
         problems += 0 if check.ok else int(check.required)

@@ -107,15 +107,21 @@ def resize_max_side(img: np.ndarray, max_side: int | None) -> np.ndarray:
     if max_side < 1:
         raise ValueError(f"max_side must be >= 1 pixel, got {max_side}")
     h, w = img.shape[:2]
-    longest = max(h, w)
-    if longest <= max_side:
+    new_w, new_h = scaled_size(w, h, max_side)
+    if (new_w, new_h) == (w, h):
         return img
     import cv2
 
-    scale = max_side / longest
-    new_w = max(1, round(w * scale))
-    new_h = max(1, round(h * scale))
     return cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_AREA)
+
+
+def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) after ``resize_max_side``: the longer side at most ``max_side``, never larger."""
+    longest = max(width, height)
+    if max_side is None or longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _open_capture(p: Path):

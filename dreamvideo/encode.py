@@ -89,6 +89,17 @@ def output_kind(path: str | Path) -> str:
     )
 
 
+def encoded_size(path: str | Path, size: tuple[int, int], *, kind: str | None = None) -> tuple[int, int]:
+    """The (width, height) frames of ``size`` will have in the file at ``path`` (of ``kind`` when the
+    caller resolved it: a "run.6/" folder's Path has lost its slash).
+
+    H.264 and VP9 (yuv420p halves chroma resolution) need even sizes: an odd side is padded by one
+    replicated edge pixel. GIFs and PNG frames keep the size as it is.
+    """
+    w, h = int(size[0]), int(size[1])
+    return (w + w % 2, h + h % 2) if (kind or output_kind(path)) in ("h264", "vp9") else (w, h)
+
+
 def _only_old_frames(folder: Path) -> bool:
     """True if ``folder`` is empty or holds only a previous run's frame_NNNNNN.png files."""
     return all(_FRAME_NAME_RE.match(entry.name) and entry.is_file() for entry in folder.iterdir())
@@ -301,10 +312,7 @@ class FrameWriter:
         self.audio_duration = audio_duration
         self.frames_written = 0
         # yuv420p halves chroma resolution: H.264/VP9 need even sizes; pad by one edge pixel.
-        if self.kind in ("h264", "vp9"):
-            self._enc_size = (w + w % 2, h + h % 2)
-        else:
-            self._enc_size = (w, h)
+        self._enc_size = encoded_size(self.path, (w, h), kind=self.kind)
         self._proc: subprocess.Popen | None = None
         self._err: IO[bytes] | None = None
         self._temps: list[Path] = []

@@ -126,7 +126,15 @@ def read_preset(name: str) -> Preset:
 
 
 def load_preset(name: str | None, base: Settings | None = None) -> Settings:
-    """Settings = defaults (or ``base``) < preset ``name``. None means the defaults alone."""
+    """Settings = defaults (or ``base``) < preset ``name``. None means the defaults alone.
+
+    Args:
+        name: a preset name (see ``list_presets``), a path to a .toml preset, or None.
+        base: the settings the preset applies on top of; None = the built-in defaults.
+
+    Returns:
+        The resolved Settings. ConfigError names the file and key of a bad preset.
+    """
     base = base or Settings()
     if name is None:
         return base

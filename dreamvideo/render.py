@@ -83,11 +83,15 @@ def render_image(
     from .decode import read_image, resize_max_side
     from .dream import get_engine
     from .encode import write_image
+    from .model import check_frame_size, planned_spec
 
     input = Path(input)
     target = output_target(output, [input], allowed=IMAGE_KINDS)
     run = RunContext(target, settings, command=command, on_note=on_note, record=record)
-    rgb = resize_max_side(read_image(input), settings.dream.max_side)
+    original = read_image(input)
+    rgb = resize_max_side(original, settings.dream.max_side)
+    check_frame_size(planned_spec(settings.dream.model, settings.dream.weights), (rgb.shape[1], rgb.shape[0]),
+                     (original.shape[1], original.shape[0]))  # before the model loads
     engine = get_engine(settings.dream)
     for n in engine.loaded.notes:
         run.note(n)
@@ -182,16 +186,19 @@ def render_video(
     """
     from .chain import VideoChain
     from .controls import Controls
-    from .decode import DecodeStats, iter_frames
+    from .decode import DecodeStats, iter_frames, scaled_size
     from .dream import get_engine
-    from .encode import open_writer, write_image
+    from .encode import encoded_size, open_writer, write_image
     from .metrics import Metrics, report_figure, scratch_indices
+    from .model import check_frame_size, planned_spec
     from .probe import probe, require_moving_video
-
 
     input = Path(input)
     info = require_moving_video(probe(input))
     target = output_target(output, [input], allowed=VIDEO_KINDS, crf=settings.encode.crf)
+    if info.width and info.height:  # before the model loads or any frame renders
+        check_frame_size(planned_spec(settings.dream.model, settings.dream.weights),
+                         scaled_size(info.width, info.height, settings.dream.max_side), (info.width, info.height))
     run = RunContext(target, settings, command=command, on_note=on_note, record=record)
     fps: Fraction = info.fps
     v = settings.video
@@ -206,8 +213,8 @@ def render_video(
                          max_frames=v.max_frames, stats=decode_stats)
     identity = input_identity(input)  # by content: batch compares it to skip a job only for the same input
     try:  # takes the output's lock: BusyError if another render holds it
-        done = run.open_work(identity, resume, plan=(estimate, _scaled(info.width, info.height,
-                                                                        settings.dream.max_side)))
+        done = run.open_work(identity, resume, plan=(estimate, scaled_size(info.width, info.height,
+                                                                            settings.dream.max_side)))
     except BaseException:
         frames.close()  # type: ignore[attr-defined]
         raise
@@ -269,6 +276,7 @@ def render_video(
     seconds = run.seconds()
     summary = metrics.summary()
     assert size is not None
+    size = encoded_size(target.path, size, kind=target.kind)  # the size the file has (H.264/VP9 pad odd sides)
     report_png = None
     if report:
         report_png = report_path(target)
@@ -289,14 +297,6 @@ def render_video(
     })
     return RenderResult(target.path, size[0], size[1], count, engine.name, seconds, path, done, summary, run.notes,
                         warnings)
-
-
-def _scaled(w: int, h: int, max_side: int | None) -> tuple[int, int]:
-    """(w, h) after decode.resize_max_side's downscale to ``max_side`` (never up)."""
-    longest = max(w, h, 1)
-    if max_side is None or longest <= max_side:
-        return w, h
-    return max(1, round(w * max_side / longest)), max(1, round(h * max_side / longest))
 
 
 def decode_warnings(input: Path, frames: int, repeated: int, expected: int | None) -> list[str]:

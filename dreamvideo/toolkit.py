@@ -150,8 +150,10 @@ def write_settings_file(output: str | Path | OutputTarget, settings: Settings, e
     """Resolved settings, command, versions, timings and metrics, as JSON beside the output (atomic)."""
     path = settings_path(output)
     shown = output.path if isinstance(output, OutputTarget) else output
+    from .model import device_description  # every render has TensorFlow loaded by the time it writes this
+
     doc = {"output": str(shown), "settings": settings.to_dict(), "digest": settings.digest(), "versions": versions(),
-           **extra}
+           "device": device_description(), **extra}
     try:
         write_atomic(path, json.dumps(doc, indent=2, default=str))
     except OSError as err:  # a full disk, a removed folder: one line that says which

@@ -360,7 +360,8 @@ def render_zoom(
     """
     from .controls import Controls
     from .dream import get_engine
-    from .encode import open_writer
+    from .encode import encoded_size, open_writer
+    from .model import check_frame_size, planned_spec
     from .probe import check_input_file, probe
     from .resume import input_identity
 
@@ -389,6 +390,7 @@ def render_zoom(
     run = RunContext(target, settings, command=command, on_note=on_note, record=record)
     start = start_image(input, settings)
     h, w = start.shape[:2]
+    check_frame_size(planned_spec(settings.dream.model, settings.dream.weights), (w, h))  # before the model loads
     if input is None and z.size is None:
         run.note(f"--noise without --size: rendering {w}x{h}")
     fps = Fraction(z.fps)
@@ -457,6 +459,7 @@ def render_zoom(
                 emit(frame)
 
     seconds = run.seconds()
+    w, h = encoded_size(target.path, (w, h), kind=target.kind)  # the size the file has (H.264/VP9 pad odd sides)
     summary = steps.summary()
     if not z.loop:
         summary.pop("seam", None)
