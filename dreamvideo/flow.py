@@ -135,6 +135,16 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
+def _sample_maps(img: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap's float32 x and y maps (HxW each) that sample ``img`` along ``flow`` (same size)."""
+    flow = _check_flow(flow)
+    h, w = flow.shape[:2]
+    if img.shape[:2] != (h, w):
+        raise ValueError(f"image {img.shape[:2]} and flow {flow.shape[:2]} differ in size")
+    xs, ys = _grid(h, w)
+    return xs + flow[..., 0], ys + flow[..., 1]
+
+
 def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample ``img`` at ``x + flow(x)`` (bilinear, borders replicated); same shape and dtype out.
 
@@ -142,13 +152,7 @@ def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     ``img`` is HxW or HxWxC (any C); float32, float64 or uint8.
     """
     img = np.asarray(img)
-    flow = _check_flow(flow)
-    h, w = flow.shape[:2]
-    if img.shape[:2] != (h, w):
-        raise ValueError(f"image {img.shape[:2]} and flow {flow.shape[:2]} differ in size")
-    xs, ys = _grid(h, w)
-    mx = xs + flow[..., 0]
-    my = ys + flow[..., 1]
+    mx, my = _sample_maps(img, flow)
     src = np.ascontiguousarray(img)
     if src.ndim == 3 and src.shape[2] > 4:  # remap handles at most 4 channels at once
         return np.stack(
@@ -169,13 +173,7 @@ def warp_sharp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     sharpness and removes the overshoot. ``img`` is HxWxC float32 (C <= 4); same shape out.
     """
     img = np.ascontiguousarray(img, dtype=np.float32)
-    flow = _check_flow(flow)
-    h, w = flow.shape[:2]
-    if img.shape[:2] != (h, w):
-        raise ValueError(f"image {img.shape[:2]} and flow {flow.shape[:2]} differ in size")
-    xs, ys = _grid(h, w)
-    mx = xs + flow[..., 0]
-    my = ys + flow[..., 1]
+    mx, my = _sample_maps(img, flow)
     kernel = np.ones((3, 3), np.uint8)
     out = cv2.remap(img, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     lo = cv2.remap(cv2.erode(img, kernel), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -108,8 +108,10 @@ def output_target(
     return OutputTarget(Path(given), kind)
 
 
-def settings_path(output: str | Path | OutputTarget) -> Path:
-    """The settings JSON beside an output: dream.mp4 -> dream.settings.json, frames/ -> frames.settings.json."""
+def sibling_of(output: str | Path | OutputTarget, suffix: str) -> Path:
+    """A file beside an output named after it: (dream.mp4, ".report.png") -> dream.report.png; a
+    frames folder keeps its whole name (frames/ -> frames.report.png). Shortened to fit beside a
+    long name (files.sibling_name)."""
     from .encode import output_kind
 
     if isinstance(output, OutputTarget):
@@ -117,19 +119,17 @@ def settings_path(output: str | Path | OutputTarget) -> Path:
     else:
         path, kind = Path(output), output_kind(output)
     stem = path.stem if kind != "frames" else path.name
-    return path.parent / sibling_name(stem, "", ".settings.json")  # shortened to fit beside a long name
+    return path.parent / sibling_name(stem, "", suffix)
+
+
+def settings_path(output: str | Path | OutputTarget) -> Path:
+    """The settings JSON beside an output: dream.mp4 -> dream.settings.json, frames/ -> frames.settings.json."""
+    return sibling_of(output, ".settings.json")
 
 
 def report_path(output: str | Path | OutputTarget) -> Path:
     """The --report figure beside an output: dream.mp4 -> dream.report.png, frames/ -> frames.report.png."""
-    from .encode import output_kind
-
-    if isinstance(output, OutputTarget):
-        path, kind = output.path, output.kind
-    else:
-        path, kind = Path(output), output_kind(output)
-    stem = path.stem if kind != "frames" else path.name
-    return path.parent / sibling_name(stem, "", ".report.png")
+    return sibling_of(output, ".report.png")
 
 
 def versions() -> dict[str, str]:
