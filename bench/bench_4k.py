@@ -56,11 +56,19 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     out = engine.dream(image, params, seed=0)
     seconds = time.perf_counter() - t
-    res = {"size": f"{w}x{h}", "steps": steps, "octaves": octaves, "tile_size": d.tile_size,
-           "precision": d.precision,
-           "warm": a.warm, "seconds": seconds, "startup_s": startup,
-           "peak_rss_bytes": peak_rss_bytes(), "rss_after_load_bytes": rss_loaded,
-           "strength": strength(out, image)}
+    res = {
+        "size": f"{w}x{h}",
+        "steps": steps,
+        "octaves": octaves,
+        "tile_size": d.tile_size,
+        "precision": d.precision,
+        "warm": a.warm,
+        "seconds": seconds,
+        "startup_s": startup,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "rss_after_load_bytes": rss_loaded,
+        "strength": strength(out, image),
+    }
     if not a.warm and steps < d.steps:
         res["extrapolated_first_frame_s"] = seconds * d.steps / steps  # step time dominates: linear in steps
         res["extrapolated_to_steps"] = d.steps

@@ -48,10 +48,22 @@ CLIPS = {
 
 # The v1 chain (dreamvideo 0.1): what `new` is measured against, written out so later default
 # changes do not move this row.
-V1 = {"warp": "detail", "blend": 0.02, "warm_steps": 4, "warm_octaves": 2, "warm_step_scale": 0.35,
-      "fresh_step_scale": 0.35, "catch_up": 0.0, "carry_untrusted": 0.0, "detail_decay": 0.98,
-      "temporal_weight": 0.0, "warp_kernel": "linear",
-      "color_match": True, "color_hold": "std", "deflicker": 0.0}
+V1 = {
+    "warp": "detail",
+    "blend": 0.02,
+    "warm_steps": 4,
+    "warm_octaves": 2,
+    "warm_step_scale": 0.35,
+    "fresh_step_scale": 0.35,
+    "catch_up": 0.0,
+    "carry_untrusted": 0.0,
+    "detail_decay": 0.98,
+    "temporal_weight": 0.0,
+    "warp_kernel": "linear",
+    "color_match": True,
+    "color_hold": "std",
+    "deflicker": 0.0,
+}
 
 
 FULL = ("scratch", "blend85")  # methods that dream every frame with the full steps
@@ -63,12 +75,29 @@ def method_settings(base, method: str):
     if method == "scratch":
         return base.replace(coherent=False)
     if method == "blend85":
-        return base.replace(warp="frame", blend=0.15, warm_steps=d.steps, warm_octaves=d.octaves, warm_step_scale=1.0,
-                            fresh_step_scale=1.0, temporal_weight=0.0, color_match=False, deflicker=0.0,
-                            warp_kernel="linear")
+        return base.replace(
+            warp="frame",
+            blend=0.15,
+            warm_steps=d.steps,
+            warm_octaves=d.octaves,
+            warm_step_scale=1.0,
+            fresh_step_scale=1.0,
+            temporal_weight=0.0,
+            color_match=False,
+            deflicker=0.0,
+            warp_kernel="linear",
+        )
     if method == "undamped":
-        return base.replace(**{**V1, "blend": 0.0, "detail_decay": 1.0, "warm_step_scale": 1.0,
-                               "fresh_step_scale": 1.0, "color_match": False})
+        return base.replace(
+            **{
+                **V1,
+                "blend": 0.0,
+                "detail_decay": 1.0,
+                "warm_step_scale": 1.0,
+                "fresh_step_scale": 1.0,
+                "color_match": False,
+            }
+        )
     if method == "v1":
         return base.replace(**V1)
     if method == "new":
@@ -99,8 +128,15 @@ def load_clip(name: str, side: int, frames: int, flow: str) -> tuple[list[np.nda
     return raws, cohs, (time.perf_counter() - t) / max(len(raws) - 1, 1)
 
 
-def run_method(engine, settings, raws: list[np.ndarray], cohs: list, method: str,
-               scratch: dict[int, np.ndarray] | None = None, keep_thumbs: bool = False):
+def run_method(
+    engine,
+    settings,
+    raws: list[np.ndarray],
+    cohs: list,
+    method: str,
+    scratch: dict[int, np.ndarray] | None = None,
+    keep_thumbs: bool = False,
+):
     """Run the chain over the clip; returns (Metrics, outputs, per-frame step seconds, seeded flags)."""
     from dreamvideo.chain import VideoChain
     from dreamvideo.metrics import Metrics
@@ -147,8 +183,12 @@ def main(argv=None) -> int:
     ap.add_argument("--side", type=int, default=192, help="longer side of the frames, pixels")
     ap.add_argument("--frames", type=int, default=96, help="frames per clip (fewer where the clip is shorter)")
     ap.add_argument("--clips", default="vtest,tree,pedestrians")
-    ap.add_argument("--full-frames", type=int, default=16,
-                    help="frames for the methods that dream every frame in full (scratch, blend85): they cost ~10x")
+    ap.add_argument(
+        "--full-frames",
+        type=int,
+        default=16,
+        help="frames for the methods that dream every frame in full (scratch, blend85): they cost ~10x",
+    )
     ap.add_argument("--methods", default="scratch,blend85,undamped,v1,new,deflicker")
     ap.add_argument("--set", action="append", default=[], help="key=value on top of the defaults (all methods)")
     ap.add_argument("--png", type=Path, default=None, help="write input|output strips of each method here")
@@ -169,8 +209,10 @@ def main(argv=None) -> int:
     engine = get_engine(base.dream)
     methods = [m for m in a.methods.split(",") if m]
     print(f"model {engine.name}, side {a.side}, settings: {', '.join(a.set) or 'defaults'}", flush=True)
-    header = ("| clip | method | flicker | settled / scratch | growth | moving / static | drift /100 | s/frame | "
-              "warm / scratch |")
+    header = (
+        "| clip | method | flicker | settled / scratch | growth | moving / static | drift /100 | s/frame | "
+        "warm / scratch |"
+    )
     rows = [header, "|" + "---|" * 9]
     for clip in a.clips.split(","):
         raws, cohs, flow_s = load_clip(clip, a.side, a.frames, base.video.flow)
@@ -183,21 +225,25 @@ def main(argv=None) -> int:
 
         def scratch_of(k: int, raws=raws) -> dict[int, np.ndarray]:  # a shorter run samples its own second half
             return scratch_dreams(engine, base, raws, scratch_indices(k))
+
         for method in methods:
             s = method_settings(base, method)
             k = min(n, a.full_frames) if method in FULL else n
-            m, outs, secs, seeded = run_method(engine, s, raws[:k], cohs[:k], method,
-                                               {i: f for i, f in scratch.items() if i < k} or scratch_of(k))
+            m, outs, secs, seeded = run_method(
+                engine, s, raws[:k], cohs[:k], method, {i: f for i, f in scratch.items() if i < k} or scratch_of(k)
+            )
             summ = m.summary()
             warm = [x for x, sd in zip(secs, seeded) if sd]
             per = median(warm if warm else secs) + flow_s
             size = f"{raws[0].shape[1]}x{raws[0].shape[0]}"
-            rows.append(f"| {clip} ({k} fr, {size}) | {method} | {summ.get('flicker', float('nan')):.2f} | "
-                        f"{summ.get('settled_over_scratch', float('nan')):.2f} ({summ.get('strength_settled', 0):.1f}/"
-                        f"{summ.get('scratch_strength', 0):.1f}) | {summ.get('growth', float('nan')):.2f} | "
-                        f"{summ.get('moving_over_static', float('nan')):.2f} | "
-                        f"{summ.get('drift_per_100_frames', 0):+.2f} | "
-                        f"{per:.2f} | {per / (scratch_s + flow_s):.2f} |")
+            rows.append(
+                f"| {clip} ({k} fr, {size}) | {method} | {summ.get('flicker', float('nan')):.2f} | "
+                f"{summ.get('settled_over_scratch', float('nan')):.2f} ({summ.get('strength_settled', 0):.1f}/"
+                f"{summ.get('scratch_strength', 0):.1f}) | {summ.get('growth', float('nan')):.2f} | "
+                f"{summ.get('moving_over_static', float('nan')):.2f} | "
+                f"{summ.get('drift_per_100_frames', 0):+.2f} | "
+                f"{per:.2f} | {per / (scratch_s + flow_s):.2f} |"
+            )
             print(rows[-1], flush=True)
             if a.png is not None:
                 from dreamvideo.encode import write_image

@@ -46,8 +46,9 @@ def classic_step_seconds(classic, image, steps: int = 4, repeats: int = 3) -> fl
     return median([timed(run)[0] / steps for _ in range(repeats)])
 
 
-def run(size=(640, 360), steps: int | None = None, step_repeats: int = 3, step_steps: int = 4,
-        log=print) -> tuple[list[Row], dict]:
+def run(
+    size=(640, 360), steps: int | None = None, step_repeats: int = 3, step_steps: int = 4, log=print
+) -> tuple[list[Row], dict]:
     from bench.classic import ClassicDream
     from dreamvideo.dream import DreamParams, get_engine
     from dreamvideo.model import import_tensorflow
@@ -60,8 +61,14 @@ def run(size=(640, 360), steps: int | None = None, step_repeats: int = 3, step_s
     classic = ClassicDream(engine)
     w, h = size
     image = vtest_frame(w, h).astype("float32")
-    res: dict = {"model": engine.name, "layers": list(engine.layers), "size": f"{w}x{h}", "steps": steps,
-                 "octaves": d.octaves, "tile_size": d.tile_size}
+    res: dict = {
+        "model": engine.name,
+        "layers": list(engine.layers),
+        "size": f"{w}x{h}",
+        "steps": steps,
+        "octaves": d.octaves,
+        "tile_size": d.tile_size,
+    }
     e_step, c_step = [], []
     for _ in range(step_repeats):  # interleaved
         e_step.append(engine_step_seconds(engine, image, d.tile_size, step_steps, 1, d.jitter))
@@ -70,14 +77,20 @@ def run(size=(640, 360), steps: int | None = None, step_repeats: int = 3, step_s
     params = DreamParams.from_config(d, steps=steps)
     te, out_e = timed(lambda: engine.dream(image, params, seed=0))
     tc, out_c = timed(lambda: classic.dream(image, steps, d.step_size, d.octaves, d.octave_scale))
-    res.update(engine_s_per_image=te, classic_s_per_image=tc, engine_strength=strength(out_e, image),
-               classic_strength=strength(out_c, image))
+    res.update(
+        engine_s_per_image=te,
+        classic_s_per_image=tc,
+        engine_strength=strength(out_e, image),
+        classic_strength=strength(out_c, image),
+    )
     rows = [
         Row(f"engine s/step {w}x{h}", f"{res['engine_s_per_step']:.3f}", f"best of {step_repeats}, tile {d.tile_size}"),
         Row(f"classic s/step {w}x{h}", f"{res['classic_s_per_step']:.3f}", "eager GradientTape, untiled"),
         Row("ratio classic/engine (step)", f"{res['classic_s_per_step'] / res['engine_s_per_step']:.2f}x", ""),
         Row(f"engine s/image ({d.octaves} oct x {steps} steps)", f"{te:.2f}", f"strength {res['engine_strength']:.1f}"),
-        Row(f"classic s/image ({d.octaves} oct x {steps} steps)", f"{tc:.2f}", f"strength {res['classic_strength']:.1f}"),
+        Row(
+            f"classic s/image ({d.octaves} oct x {steps} steps)", f"{tc:.2f}", f"strength {res['classic_strength']:.1f}"
+        ),
         Row("ratio classic/engine (image)", f"{tc / te:.2f}x", ""),
     ]
     return rows, res
@@ -86,7 +99,9 @@ def run(size=(640, 360), steps: int | None = None, step_repeats: int = 3, step_s
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="640x360", help="WIDTHxHEIGHT (default 640x360)")
-    ap.add_argument("--steps", type=int, default=None, help="steps per octave for the per-image time (default: the preset's)")
+    ap.add_argument(
+        "--steps", type=int, default=None, help="steps per octave for the per-image time (default: the preset's)"
+    )
     ap.add_argument("--step-repeats", type=int, default=3, help="interleaved repeats of the per-step timing")
     ap.add_argument("--quick", action="store_true", help="6 steps per octave for the per-image time, 2 repeats")
     a = ap.parse_args(argv)

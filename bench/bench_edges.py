@@ -47,8 +47,14 @@ def _full_only(h: int, w: int, jitter: int, factor: float) -> int:
     return min(max(jitter, 16), min(h, w) - 1) if factor <= 1.0 else 0
 
 
-RULES: dict[str, Rule] = {"today": _today, "none": _const(0), "4": _const(4), "8": _const(8),
-                          "scaled": _scaled, "full-only": _full_only}
+RULES: dict[str, Rule] = {
+    "today": _today,
+    "none": _const(0),
+    "4": _const(4),
+    "8": _const(8),
+    "scaled": _scaled,
+    "full-only": _full_only,
+}
 
 
 def band_ratio(out: np.ndarray, raw: np.ndarray, band: int = 8, inner: int = 48) -> float:
@@ -82,8 +88,9 @@ def pixel_ratio(rule: Rule, h: int, w: int, params) -> float:
     return seen / plain
 
 
-def run(width: int = 640, steps: int | None = None, repeats: int = 2, rules: list[str] | None = None,
-        log=print) -> tuple[list[Row], dict]:
+def run(
+    width: int = 640, steps: int | None = None, repeats: int = 2, rules: list[str] | None = None, log=print
+) -> tuple[list[Row], dict]:
     from dreamvideo import dream
     from dreamvideo.dream import DreamParams, get_engine
 
@@ -107,20 +114,31 @@ def run(width: int = 640, steps: int | None = None, repeats: int = 2, rules: lis
                     if key == "vtest":
                         res[n]["s"].append(dt)
                     res[n]["ratio"][key] = band_ratio(out, img)
-                log(f"  {n}: {dt:.2f} s, edge/interior " + ", ".join(f"{k} {v:.3f}" for k, v in res[n]["ratio"].items()))
+                log(
+                    f"  {n}: {dt:.2f} s, edge/interior " + ", ".join(f"{k} {v:.3f}" for k, v in res[n]["ratio"].items())
+                )
     finally:
         dream.edge_pad = original
     h, w = imgs["vtest"].shape[:2]
     base = min(res["today"]["s"]) if "today" in res else None
-    rows = [Row("model / settings", f"{engine.name} {'+'.join(engine.layers)}",
-                f"{params.octaves} oct x {params.steps} steps, jitter {params.jitter}, {w}x{h}; best of {repeats}")]
+    rows = [
+        Row(
+            "model / settings",
+            f"{engine.name} {'+'.join(engine.layers)}",
+            f"{params.octaves} oct x {params.steps} steps, jitter {params.jitter}, {w}x{h}; best of {repeats}",
+        )
+    ]
     for n in names:
         r = res[n]
         r["pixels"] = pixel_ratio(RULES[n], h, w, params)
         speed = f"; {base / min(r['s']):.2f}x today" if base else ""
-        rows.append(Row(f"rule {n}", " / ".join(f"{v:.3f}" for v in r["ratio"].values()),
-                        f"edge/interior ({', '.join(r['ratio'])}); pixels x{r['pixels']:.3f}; "
-                        f"{min(r['s']):.2f} s/dream{speed}"))
+        rows.append(
+            Row(
+                f"rule {n}",
+                " / ".join(f"{v:.3f}" for v in r["ratio"].values()),
+                f"edge/interior ({', '.join(r['ratio'])}); pixels x{r['pixels']:.3f}; {min(r['s']):.2f} s/dream{speed}",
+            )
+        )
     return rows, res
 
 
@@ -134,8 +152,13 @@ def main(argv=None) -> int:
     from dreamvideo.model import import_tensorflow
 
     import_tensorflow()
-    rows, _ = run(a.size, a.steps, a.repeats, a.rules.split(",") if a.rules else None,
-                  log=lambda m: print(m, file=sys.stderr, flush=True))
+    rows, _ = run(
+        a.size,
+        a.steps,
+        a.repeats,
+        a.rules.split(",") if a.rules else None,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     print_table(rows, "edge padding rules")
     return 0
 

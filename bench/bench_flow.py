@@ -109,16 +109,25 @@ def table(title: str, pairs, repeat: int) -> None:
     print(f"\n## {title}: {len(pairs)} pair(s) at {w}x{h}, cv2 {cv2.__version__}, {cv2.getNumThreads()} threads")
     rows = []
     for method, max_side in CONFIGS:
-        rows.append((method if max_side is None else f"{method}@{max_side}", measure(FlowEstimator(method, max_side), pairs, repeat)))
+        rows.append(
+            (
+                method if max_side is None else f"{method}@{max_side}",
+                measure(FlowEstimator(method, max_side), pairs, repeat),
+            )
+        )
     base = rows[0][1]
     print(f"no warp: MAE all {base['nowarp']:.2f}, MAE mov {base['nowarp_mov']:.2f}")
-    hdr = f"{'method':15s} {'ms/flow':>8s} {'x time':>7s} {'ms/coh':>8s} {'MAE all':>8s} {'x':>5s} {'MAE rel':>8s} {'x':>5s} {'MAE mov':>8s} {'x':>5s} {'rel%':>6s} {'unexpl':>7s}"
+    hdr = (
+        f"{'method':15s} {'ms/flow':>8s} {'x time':>7s} {'ms/coh':>8s} {'MAE all':>8s} {'x':>5s} {'MAE rel':>8s} "
+        f"{'x':>5s} {'MAE mov':>8s} {'x':>5s} {'rel%':>6s} {'unexpl':>7s}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for name, r in rows:
         print(
             f"{name:15s} {r['ms_flow']:8.1f} {r['ms_flow'] / base['ms_flow']:7.2f} {r['ms_coh']:8.1f} "
-            f"{r['mae_all']:8.2f} {r['mae_all'] / base['mae_all']:5.2f} {r['mae_rel']:8.2f} {r['mae_rel'] / base['mae_rel']:5.2f} "
+            f"{r['mae_all']:8.2f} {r['mae_all'] / base['mae_all']:5.2f} {r['mae_rel']:8.2f} "
+            f"{r['mae_rel'] / base['mae_rel']:5.2f} "
             f"{r['mae_mov']:8.2f} {r['mae_mov'] / base['mae_mov']:5.2f} {100 * r['rel']:6.1f} {r['unexpl']:7.3f}"
         )
 

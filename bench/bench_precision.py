@@ -25,8 +25,9 @@ from bench.bench_render import model_flat
 from bench.common import Row, default_settings, print_table, strength, vtest_frame
 
 
-def run(models: list[str], size=(640, 360), steps: int = 6, octaves: int = 2, repeats: int = 3,
-        log=print) -> tuple[list[Row], dict]:
+def run(
+    models: list[str], size=(640, 360), steps: int = 6, octaves: int = 2, repeats: int = 3, log=print
+) -> tuple[list[Row], dict]:
     from dreamvideo.dream import DreamParams, get_engine
 
     rows: list[Row] = []
@@ -44,7 +45,7 @@ def run(models: list[str], size=(640, 360), steps: int = 6, octaves: int = 2, re
         best = {p: float("inf") for p in engines}
         outs: dict = {}
         for i in range(repeats):
-            for p in (list(engines) if i % 2 == 0 else list(engines)[::-1]):
+            for p in list(engines) if i % 2 == 0 else list(engines)[::-1]:
                 t = time.perf_counter()
                 outs[p] = engines[p].dream(img, params, seed=0)
                 best[p] = min(best[p], time.perf_counter() - t)
@@ -58,11 +59,19 @@ def run(models: list[str], size=(640, 360), steps: int = 6, octaves: int = 2, re
         note = next((n for n in auto.loaded.notes if n.startswith("precision auto")), "")
         res[name] = {"s": best, "gain": gain, "strength": st, "auto": auto.precision}
         rows += [
-            Row(f"{name} s/dream f32 / bf16", f"{best['float32']:.2f} / {best['bfloat16']:.2f}",
-                f"{best['float32'] / best['bfloat16']:.2f}x; {size[0]}x{size[1]}, {octaves} oct x {steps} steps, best of {repeats}"),
-            Row(f"{name} activation gain f32 / bf16", f"{gain['float32']:.4f} / {gain['bfloat16']:.4f}",
+            Row(
+                f"{name} s/dream f32 / bf16",
+                f"{best['float32']:.2f} / {best['bfloat16']:.2f}",
+                f"{best['float32'] / best['bfloat16']:.2f}x; {size[0]}x{size[1]}, {octaves} oct x {steps} steps, "
+                f"best of {repeats}",
+            ),
+            Row(
+                f"{name} activation gain f32 / bf16",
+                f"{gain['float32']:.4f} / {gain['bfloat16']:.4f}",
                 f"bf16/f32 {gain['bfloat16'] / gain['float32']:.3f} (float32 model as judge); strength "
-                f"{st['float32']:.1f} / {st['bfloat16']:.1f}; mean |f32 - bf16| {np.abs(outs['float32'] - outs['bfloat16']).mean():.1f}"),
+                f"{st['float32']:.1f} / {st['bfloat16']:.1f}; mean |f32 - bf16| "
+                f"{np.abs(outs['float32'] - outs['bfloat16']).mean():.1f}",
+            ),
             Row(f"{name} precision auto", auto.precision, f"{note}; probe {time.perf_counter() - t:.2f} s"),
         ]
     return rows, res
@@ -80,7 +89,10 @@ def main(argv=None) -> int:
 
     import_tensorflow()
     w, h = (int(v) for v in a.size.lower().split("x"))
-    log = lambda m: print(m, file=sys.stderr, flush=True)
+
+    def log(m: str) -> None:
+        print(m, file=sys.stderr, flush=True)
+
     rows, _ = run(a.models.split(","), (w, h), a.steps, a.octaves, a.repeats, log=log)
     print_table(rows, "precision: bfloat16 against float32")
     return 0

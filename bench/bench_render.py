@@ -61,8 +61,9 @@ def coherent_render(clip: Path, settings, frames: int, log=print) -> dict:
     stamps: list[float] = []
     try:
         t0 = time.perf_counter()
-        result = render_video(clip, out, settings, resume=False,
-                              on_progress=lambda done, total: stamps.append(time.perf_counter()))
+        result = render_video(
+            clip, out, settings, resume=False, on_progress=lambda done, total: stamps.append(time.perf_counter())
+        )
         wall = time.perf_counter() - t0
         raws = read_clip(clip, settings.dream.max_side, frames)
         import cv2
@@ -74,12 +75,22 @@ def coherent_render(clip: Path, settings, frames: int, log=print) -> dict:
     n = min(len(outs), len(raws))
     per = np.diff([t0] + stamps).tolist()
     strengths = [strength(outs[i], raws[i]) for i in range(n)]
-    half = strengths[n // 2:] if n > 1 else strengths
-    r = {"frames": result.frames, "wall_s": wall, "clip_s_per_frame": wall / result.frames,
-         "first_s": per[0], "warm_s": median(per[1:]), "per_frame_s": per, "strength": strengths,
-         "strength_settled": float(np.mean(half)), "strength_first": strengths[0]}
-    log(f"  coherent: {result.frames} frames in {wall:.1f} s, first {r['first_s']:.2f} s, warm {r['warm_s']:.2f} s, "
-        f"strength first {r['strength_first']:.1f}, settled {r['strength_settled']:.1f}")
+    half = strengths[n // 2 :] if n > 1 else strengths
+    r = {
+        "frames": result.frames,
+        "wall_s": wall,
+        "clip_s_per_frame": wall / result.frames,
+        "first_s": per[0],
+        "warm_s": median(per[1:]),
+        "per_frame_s": per,
+        "strength": strengths,
+        "strength_settled": float(np.mean(half)),
+        "strength_first": strengths[0],
+    }
+    log(
+        f"  coherent: {result.frames} frames in {wall:.1f} s, first {r['first_s']:.2f} s, warm {r['warm_s']:.2f} s, "
+        f"strength first {r['strength_first']:.1f}, settled {r['strength_settled']:.1f}"
+    )
     return r
 
 
@@ -117,12 +128,19 @@ def classic_at_strength(engine, raws: list[np.ndarray], target: float, d, n_fram
             break
         steps = guess(hi, s_hi, steps, float(np.mean(strs))) if steps != hi else steps + 1
     steps, s_mean, times, strs = min(tried, key=lambda x: abs(x[1] - target))
-    return {"steps": steps, "s_per_frame": float(np.mean(times)), "strength": s_mean, "times": times,
-            "calibration": {lo: s_lo, hi: s_hi}, "tried": [(t[0], t[1]) for t in tried]}
+    return {
+        "steps": steps,
+        "s_per_frame": float(np.mean(times)),
+        "strength": s_mean,
+        "times": times,
+        "calibration": {lo: s_lo, hi: s_hi},
+        "tried": [(t[0], t[1]) for t in tried],
+    }
 
 
-def run(models: list[str], sizes: list[tuple[int, int]], frames: int = 10, classic_frames: int = 1,
-        log=print) -> tuple[list[Row], dict]:
+def run(
+    models: list[str], sizes: list[tuple[int, int]], frames: int = 10, classic_frames: int = 1, log=print
+) -> tuple[list[Row], dict]:
     from dreamvideo.dream import DreamParams, get_engine
 
     rows: list[Row] = []
@@ -137,7 +155,7 @@ def run(models: list[str], sizes: list[tuple[int, int]], frames: int = 10, class
         d, v = base.dream, base.video
         engine = get_engine(d)
         engine.dream(np.zeros((120, 160, 3), np.float32), DreamParams.from_config(d, steps=1, octaves=1))  # trace
-        for (w, h) in sizes:
+        for w, h in sizes:
             log(f"{name} {w}x{h}: coherent render of {frames} frames, then the classic loop")
             clip = make_clip(w, h, frames)
             s = default_settings(**flat, max_side=w)
@@ -147,16 +165,28 @@ def run(models: list[str], sizes: list[tuple[int, int]], frames: int = 10, class
             key = f"{name}_{w}x{h}"
             results[key] = {"coherent": r, "classic": c}
             rows += [
-                Row(f"{name} {w}x{h} coherent s/frame", f"{r['clip_s_per_frame']:.2f} clip, {r['warm_s']:.2f} warm",
+                Row(
+                    f"{name} {w}x{h} coherent s/frame",
+                    f"{r['clip_s_per_frame']:.2f} clip, {r['warm_s']:.2f} warm",
                     f"render_video, {r['frames']} frames: first {r['first_s']:.2f} s, warm = median of the rest "
-                    f"({v.warm_steps} steps x {v.warm_octaves} oct)"),
-                Row(f"{name} {w}x{h} classic s/frame", f"{c['s_per_frame']:.2f}",
-                    f"eager, every frame from scratch, {c['steps']} steps x {d.octaves} oct, {len(c['times'])} frame(s)"),
-                Row(f"{name} {w}x{h} strength", f"{r['strength_settled']:.1f} / {c['strength']:.1f}",
-                    f"coherent settled (last half) / classic; coherent first frame {r['strength_first']:.1f}"),
-                Row(f"{name} {w}x{h} classic / coherent", f"{c['s_per_frame'] / r['clip_s_per_frame']:.1f}x clip, "
-                    f"{c['s_per_frame'] / r['warm_s']:.1f}x warm",
-                    f"100-frame clip from these: {100 * c['s_per_frame'] / (r['first_s'] + 99 * r['warm_s']):.1f}x"),
+                    f"({v.warm_steps} steps x {v.warm_octaves} oct)",
+                ),
+                Row(
+                    f"{name} {w}x{h} classic s/frame",
+                    f"{c['s_per_frame']:.2f}",
+                    f"eager, every frame from scratch, {c['steps']} steps x {d.octaves} oct, {len(c['times'])} "
+                    "frame(s)",
+                ),
+                Row(
+                    f"{name} {w}x{h} strength",
+                    f"{r['strength_settled']:.1f} / {c['strength']:.1f}",
+                    f"coherent settled (last half) / classic; coherent first frame {r['strength_first']:.1f}",
+                ),
+                Row(
+                    f"{name} {w}x{h} classic / coherent",
+                    f"{c['s_per_frame'] / r['clip_s_per_frame']:.1f}x clip, {c['s_per_frame'] / r['warm_s']:.1f}x warm",
+                    f"100-frame clip from these: {100 * c['s_per_frame'] / (r['first_s'] + 99 * r['warm_s']):.1f}x",
+                ),
             ]
     return rows, results
 
@@ -176,7 +206,10 @@ def main(argv=None) -> int:
     from dreamvideo.model import import_tensorflow
 
     import_tensorflow()
-    log = lambda m: print(m, file=sys.stderr, flush=True)
+
+    def log(m: str) -> None:
+        print(m, file=sys.stderr, flush=True)
+
     rows, res = run(a.models.split(","), parse_sizes(a.sizes), a.frames, a.classic_frames, log=log)
     print_table(rows, "whole renders: coherent (render_video) against the classic loop at equal strength")
     if a.json:

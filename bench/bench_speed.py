@@ -23,7 +23,6 @@ import argparse
 import collections
 import glob
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -67,8 +66,11 @@ def exp_tiles(repeats: int) -> None:
         for t in cands:
             tl = engine_tiles(h, w, t, eng.spec.min_side, 16)
             gf = step_flops(eng.feature_model, tl)["total"] / 1e9
-            print(f"tiles {w}x{h} tile_size {t:5d}: {len(tl):2d} tiles {tl[0][1]}x{tl[0][0]}  {best[t]:.3f} s/step "
-                  f"({base / best[t]:.2f}x vs 512)  {gf:.1f} GFLOP  {gf / best[t]:.0f} GFLOP/s", flush=True)
+            print(
+                f"tiles {w}x{h} tile_size {t:5d}: {len(tl):2d} tiles {tl[0][1]}x{tl[0][0]}  {best[t]:.3f} s/step "
+                f"({base / best[t]:.2f}x vs 512)  {gf:.1f} GFLOP  {gf / best[t]:.0f} GFLOP/s",
+                flush=True,
+            )
 
 
 _THREAD_SNIPPET = """
@@ -89,11 +91,16 @@ print(json.dumps({{"s": min(engine_step_seconds(eng, img, 512, steps=3, repeats=
 
 
 def exp_threads(repeats: int) -> None:
-    configs = [("default (0/0 = TF picks)", None, None, {}), ("intra 2, inter 1", 2, 1, {}),
-               ("intra 1, inter 2", 1, 2, {}), ("intra 2, inter 2", 2, 2, {}), ("intra 1, inter 1", 1, 1, {}),
-               ("oneDNN off (Eigen)", None, None, {"TF_ENABLE_ONEDNN_OPTS": "0"})]
+    configs = [
+        ("default (0/0 = TF picks)", None, None, {}),
+        ("intra 2, inter 1", 2, 1, {}),
+        ("intra 1, inter 2", 1, 2, {}),
+        ("intra 2, inter 2", 2, 2, {}),
+        ("intra 1, inter 1", 1, 1, {}),
+        ("oneDNN off (Eigen)", None, None, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    ]
     res = {}
-    for rnd in range(2):  # two rounds, interleaved, best of both
+    for _round in range(2):  # two rounds, interleaved, best of both
         for name, intra, inter, env in configs:
             code = _THREAD_SNIPPET.format(root=str(ROOT), intra=intra, inter=inter, repeats=repeats)
             out = run_python(["-c", code], env=env)
@@ -155,9 +162,15 @@ def exp_xla(repeats: int) -> None:
     t = time.perf_counter()
     xla(x2).numpy()
     t_new_shape = time.perf_counter() - t
-    print(f"xla: first call (trace+compile) {t_xla_compile:.1f} s vs plain trace {t_plain_trace:.1f} s; "
-          f"a new shape recompiles: {t_new_shape:.1f} s", flush=True)
-    print(f"xla: tile 320x360 gradient plain {bp:.3f} s, XLA {bx:.3f} s  ({bp / bx:.2f}x); max rel diff {rel:.1e}", flush=True)
+    print(
+        f"xla: first call (trace+compile) {t_xla_compile:.1f} s vs plain trace {t_plain_trace:.1f} s; "
+        f"a new shape recompiles: {t_new_shape:.1f} s",
+        flush=True,
+    )
+    print(
+        f"xla: tile 320x360 gradient plain {bp:.3f} s, XLA {bx:.3f} s  ({bp / bx:.2f}x); max rel diff {rel:.1e}",
+        flush=True,
+    )
 
 
 def exp_bf16(repeats: int) -> None:
@@ -183,6 +196,7 @@ def exp_bf16(repeats: int) -> None:
                 acts = fm(x, training=False)
                 loss = tf.add_n([tf.reduce_mean(tf.cast(a, tf.float32)) for a in acts])
             return loss, tape.gradient(loss, x)
+
         return tf.function(g)
 
     f32, f16 = make(eng.feature_model), make(fm16)
@@ -194,8 +208,11 @@ def exp_bf16(repeats: int) -> None:
         b32 = min(b32, _best(lambda: f32(x)[1].numpy(), 1))
         b16 = min(b16, _best(lambda: f16(x)[1].numpy(), 1))
     cos = float(np.sum(g32.numpy() * g16.numpy()) / (np.linalg.norm(g32.numpy()) * np.linalg.norm(g16.numpy()) + 1e-12))
-    print(f"bf16: tile 320x360 gradient f32 {b32:.3f} s, mixed_bfloat16 {b16:.3f} s ({b32 / b16:.2f}x); "
-          f"loss {float(l32):.4f} vs {float(l16):.4f}; gradient cosine {cos:.4f}", flush=True)
+    print(
+        f"bf16: tile 320x360 gradient f32 {b32:.3f} s, mixed_bfloat16 {b16:.3f} s ({b32 / b16:.2f}x); "
+        f"loss {float(l32):.4f} vs {float(l16):.4f}; gradient cosine {cos:.4f}",
+        flush=True,
+    )
     # a whole dream with an engine on the bfloat16 model, judged by the float32 model's activation
     from bench.common import strength
     from dreamvideo.dream import DreamEngine, DreamParams
@@ -215,9 +232,12 @@ def exp_bf16(repeats: int) -> None:
         t16 = min(t16, time.perf_counter() - t)
     a0 = eng.activation(img)
     g32, g16 = eng.activation(o32) - a0, eng.activation(o16) - a0
-    print(f"bf16: dream 640x360 (2 oct x 6 steps) f32 {t32:.2f} s, bf16 {t16:.2f} s ({t32 / t16:.2f}x); "
-          f"activation gain (f32 judge) {g32:.4f} vs {g16:.4f} ({g16 / g32:.2f}); strength {strength(o32, img):.1f} vs "
-          f"{strength(o16, img):.1f}; mean |f32 - bf16 output| {np.abs(o32 - o16).mean():.1f}", flush=True)
+    print(
+        f"bf16: dream 640x360 (2 oct x 6 steps) f32 {t32:.2f} s, bf16 {t16:.2f} s ({t32 / t16:.2f}x); "
+        f"activation gain (f32 judge) {g32:.4f} vs {g16:.4f} ({g16 / g32:.2f}); strength {strength(o32, img):.1f} vs "
+        f"{strength(o16, img):.1f}; mean |f32 - bf16 output| {np.abs(o32 - o16).mean():.1f}",
+        flush=True,
+    )
 
 
 def exp_batch(repeats: int) -> None:
@@ -234,7 +254,9 @@ def exp_batch(repeats: int) -> None:
     for _ in range(repeats):
         bs = min(bs, _best(lambda: (f(a).numpy(), f(b).numpy()), 1))
         bb = min(bb, _best(lambda: f(ab).numpy(), 1))
-    print(f"batch: two 320x360 tiles as two calls {bs:.3f} s, as one batch of 2 {bb:.3f} s ({bs / bb:.2f}x)", flush=True)
+    print(
+        f"batch: two 320x360 tiles as two calls {bs:.3f} s, as one batch of 2 {bb:.3f} s ({bs / bb:.2f}x)", flush=True
+    )
 
 
 def _op_profile(fn) -> tuple[float, collections.Counter]:
@@ -269,8 +291,10 @@ def _op_profile(fn) -> tuple[float, collections.Counter]:
 
 def _print_profile(title: str, wall: float, agg: collections.Counter, n: int = 12) -> None:
     tot = sum(agg.values())
-    print(f"{title}: wall {wall:.3f} s, summed op time {tot:.3f} s (ops of parallel Inception branches overlap)",
-          flush=True)
+    print(
+        f"{title}: wall {wall:.3f} s, summed op time {tot:.3f} s (ops of parallel Inception branches overlap)",
+        flush=True,
+    )
     for k, v in agg.most_common(n):
         print(f"  {k:32s} {v:7.3f} s  {v / tot * 100:5.1f}%")
 
@@ -308,7 +332,7 @@ def exp_flow(repeats: int) -> None:
     for (w, h), small in (((640, 360), 320), ((1280, 720), 640)):
         fr = read_clip(make_clip(w, h, 6), None, 6)
         res = {}
-        for rnd in range(repeats):
+        for _round in range(repeats):
             for ms in (None, small):
                 est = FlowEstimator("dis-medium", max_side=ms)
                 coherence(fr[1], fr[0], est)
@@ -316,8 +340,11 @@ def exp_flow(repeats: int) -> None:
                 for i in range(1, len(fr)):
                     coherence(fr[i], fr[i - 1], est)
                 res[ms] = min(res.get(ms, float("inf")), (time.perf_counter() - t) / (len(fr) - 1))
-        print(f"flow {w}x{h} dis-medium coherence: full {res[None] * 1000:.0f} ms, max_side {small} "
-              f"{res[small] * 1000:.0f} ms ({res[None] / res[small]:.2f}x)", flush=True)
+        print(
+            f"flow {w}x{h} dis-medium coherence: full {res[None] * 1000:.0f} ms, max_side {small} "
+            f"{res[small] * 1000:.0f} ms ({res[None] / res[small]:.2f}x)",
+            flush=True,
+        )
 
 
 def exp_overlap(repeats: int) -> None:
@@ -331,16 +358,21 @@ def exp_overlap(repeats: int) -> None:
     serial = run_video(clip, s, n, w, log=lambda m: None)
     pipe = run_pipelined(clip, s, n)
     ser = serial["mean_s"]
-    print(f"overlap {w}x{h}, {n} frames: serial {ser:.2f} s/frame, render_video {pipe:.2f} s/frame "
-          f"({ser / pipe:.2f}x); flow+decode share of serial {(serial['flow_share'] + serial['decode_share']) * 100:.1f}%")
+    print(
+        f"overlap {w}x{h}, {n} frames: serial {ser:.2f} s/frame, render_video {pipe:.2f} s/frame "
+        f"({ser / pipe:.2f}x); flow+decode share of serial {(serial['flow_share'] + serial['decode_share']) * 100:.1f}%"
+    )
 
 
 def exp_rss(repeats: int) -> None:
     for tile in (256, 512, 768, 1024):
         out = run_python(["bench/bench_4k.py", "--json", "--steps", "1", "--octaves", "1", "--tile", str(tile)])
         k = json.loads(out.strip().splitlines()[-1])
-        print(f"rss 3840x2160 tile {tile:5d}: peak {k['peak_rss_bytes'] / GiB:.2f} GiB "
-              f"(after load {k['rss_after_load_bytes'] / GiB:.2f}), one step {k['seconds']:.1f} s", flush=True)
+        print(
+            f"rss 3840x2160 tile {tile:5d}: peak {k['peak_rss_bytes'] / GiB:.2f} GiB "
+            f"(after load {k['rss_after_load_bytes'] / GiB:.2f}), one step {k['seconds']:.1f} s",
+            flush=True,
+        )
 
 
 def fold_batchnorm(model):
@@ -359,7 +391,11 @@ def fold_batchnorm(model):
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             src = layer.input._keras_history.operation
-            if isinstance(src, keras.layers.Conv2D) and consumers.get(src.name) == 1 and src.activation.__name__ == "linear":
+            if (
+                isinstance(src, keras.layers.Conv2D)
+                and consumers.get(src.name) == 1
+                and src.activation.__name__ == "linear"
+            ):
                 folds[src.name] = layer
     folded_bn = {bn.name for bn in folds.values()}
 
@@ -412,7 +448,10 @@ def exp_fold(repeats: int) -> None:
     got = [np.asarray(a) for a in folded(x, training=False)]
     rel = max(float(np.abs(a - b).max() / (np.abs(a).max() + 1e-12)) for a, b in zip(ref, got))
     print(f"fold: {n} batch norms folded; activations max rel diff {rel:.1e}", flush=True)
-    engines = {"plain": eng, "folded": DreamEngine(LoadedModel(eng.spec, folded, eng.loaded.source), eng.layers, eng.loss_kind)}
+    engines = {
+        "plain": eng,
+        "folded": DreamEngine(LoadedModel(eng.spec, folded, eng.loaded.source), eng.layers, eng.loss_kind),
+    }
     for w, h in ((640, 360), (1280, 720)):
         img = vtest_frame(w, h).astype(np.float32)
         p = DreamParams(steps=3, step_size=0.03, octaves=1, octave_scale=1.4, jitter=16, tile_size=512)
@@ -420,23 +459,40 @@ def exp_fold(repeats: int) -> None:
             e.dream(img, DreamParams(**{**p.__dict__, "steps": 1}))
         best = {k: float("inf") for k in engines}
         for r in range(repeats):
-            for k in (list(engines) if r % 2 == 0 else list(engines)[::-1]):
+            for k in list(engines) if r % 2 == 0 else list(engines)[::-1]:
                 t = time.perf_counter()
                 engines[k].dream(img, p)
                 best[k] = min(best[k], (time.perf_counter() - t) / 3)
-        print(f"fold: step {w}x{h} plain {best['plain']:.3f} s, folded {best['folded']:.3f} s "
-              f"({best['plain'] / best['folded']:.2f}x)", flush=True)
+        print(
+            f"fold: step {w}x{h} plain {best['plain']:.3f} s, folded {best['folded']:.3f} s "
+            f"({best['plain'] / best['folded']:.2f}x)",
+            flush=True,
+        )
     img = vtest_frame(640, 360).astype(np.float32)
     p = DreamParams(steps=6, step_size=0.03, octaves=2, octave_scale=1.4, jitter=16, tile_size=512)
     outs = {k: e.dream(img, p, seed=0) for k, e in engines.items()}
     a0 = eng.activation(img)
     g = {k: eng.activation(o) - a0 for k, o in outs.items()}
-    print(f"fold: dream 640x360 (2 oct x 6 steps) activation gain plain {g['plain']:.4f}, folded {g['folded']:.4f}; "
-          f"strength {strength(outs['plain'], img):.1f} vs {strength(outs['folded'], img):.1f}; "
-          f"mean |plain - folded output| {np.abs(outs['plain'] - outs['folded']).mean():.2f}", flush=True)
+    print(
+        f"fold: dream 640x360 (2 oct x 6 steps) activation gain plain {g['plain']:.4f}, folded {g['folded']:.4f}; "
+        f"strength {strength(outs['plain'], img):.1f} vs {strength(outs['folded'], img):.1f}; "
+        f"mean |plain - folded output| {np.abs(outs['plain'] - outs['folded']).mean():.2f}",
+        flush=True,
+    )
 
-EXPERIMENTS = {"tiles": exp_tiles, "threads": exp_threads, "xla": exp_xla, "bf16": exp_bf16, "batch": exp_batch,
-               "profile": exp_profile, "fold": exp_fold, "flow": exp_flow, "overlap": exp_overlap, "rss": exp_rss}
+
+EXPERIMENTS = {
+    "tiles": exp_tiles,
+    "threads": exp_threads,
+    "xla": exp_xla,
+    "bf16": exp_bf16,
+    "batch": exp_batch,
+    "profile": exp_profile,
+    "fold": exp_fold,
+    "flow": exp_flow,
+    "overlap": exp_overlap,
+    "rss": exp_rss,
+}
 
 
 def main(argv=None) -> int:

@@ -49,8 +49,14 @@ print(json.dumps(out))
 
 
 def run(name: str, weights: str | None, env: dict[str, str]) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, "-c", CHILD, name, weights or ""], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, name, weights or ""],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import ROOT, Row, inception_weights, median, print_table, shared_dir
 
-PHASES = r'''
+PHASES = r"""
 import json, os, sys, time
 t0 = float(os.environ["BENCH_T0"])
 marks = {"python": time.time() - t0}
@@ -50,13 +50,14 @@ marks["trace"] = time.time() - t0
 engine.dream(img, p)
 marks["second"] = time.time() - t0
 print(json.dumps(marks), flush=True)
-'''
+"""
 
 
 def baseline_checkout() -> Path:
     """``git archive`` of the merge base with main (the code before this branch), in a temp folder."""
-    base = subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    base = subprocess.run(
+        ["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     out = Path(tempfile.mkdtemp(prefix="dreamvideo-baseline-"))
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", base], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
@@ -69,7 +70,9 @@ def _env(code: Path) -> dict[str, str]:
     return env
 
 
-def image_command(code: Path, image: Path, out: Path, model: str, weights: str | None, steps: int | None) -> tuple[float, float]:
+def image_command(
+    code: Path, image: Path, out: Path, model: str, weights: str | None, steps: int | None
+) -> tuple[float, float]:
     """Wall and CPU seconds of ``python -m dreamvideo.cli image`` run from ``code``."""
     args = [sys.executable, "-m", "dreamvideo.cli", "image", str(image), "-o", str(out), "--set", f"model={model}"]
     if weights:
@@ -91,8 +94,14 @@ def phases(code: Path, model: str, weights: str | None) -> dict[str, float]:
     env = _env(code)
     env["BENCH_T0"] = repr(time.time())
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", PHASES, model, weights or ""], cwd=str(code), env=env,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", PHASES, model, weights or ""],
+        cwd=str(code),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     total = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip()[-400:])
@@ -109,12 +118,15 @@ def test_image(folder: Path) -> Path:
     if rgb is None:
         raise SystemExit(f"{src} is absent: the start-up bench needs shared/media/butterfly.jpg")
     path = folder / "in256.png"
-    cv2.imwrite(str(path), cv2.resize(rgb, (256, round(rgb.shape[0] * 256 / rgb.shape[1])), interpolation=cv2.INTER_AREA))
+    cv2.imwrite(
+        str(path), cv2.resize(rgb, (256, round(rgb.shape[0] * 256 / rgb.shape[1])), interpolation=cv2.INTER_AREA)
+    )
     return path
 
 
-def run(baseline: Path, models: list[str], repeats: int = 3, with_default: bool = True, with_phases: bool = True,
-        log=print) -> tuple[list[Row], dict]:
+def run(
+    baseline: Path, models: list[str], repeats: int = 3, with_default: bool = True, with_phases: bool = True, log=print
+) -> tuple[list[Row], dict]:
     tmp = Path(tempfile.mkdtemp(prefix="dreamvideo-startup-"))
     image = test_image(tmp)
     codes = {"baseline": baseline, "this": ROOT}
@@ -149,20 +161,38 @@ def run(baseline: Path, models: list[str], repeats: int = 3, with_default: bool 
         res[model] = r
         b, t = median(r["baseline"]["startup"]), median(r["this"]["startup"])
         bc, tc = median(r["baseline"]["cpu"]), median(r["this"]["cpu"])
-        rows.append(Row(f"{model} start-up s (steps=1)", f"{b:.2f} -> {t:.2f}",
-                        f"cut {100 * (1 - t / b):.0f}% (wall, median of {repeats}); CPU {bc:.2f} -> {tc:.2f} s, "
-                        f"cut {100 * (1 - tc / bc):.0f}%"))
+        rows.append(
+            Row(
+                f"{model} start-up s (steps=1)",
+                f"{b:.2f} -> {t:.2f}",
+                f"cut {100 * (1 - t / b):.0f}% (wall, median of {repeats}); CPU {bc:.2f} -> {tc:.2f} s, "
+                f"cut {100 * (1 - tc / bc):.0f}%",
+            )
+        )
         if with_default:
             bd, td = r["baseline"]["default"][0], r["this"]["default"][0]
-            rows.append(Row(f"{model} default preset s", f"{bd:.2f} -> {td:.2f}", f"cut {100 * (1 - td / bd):.0f}% (one run each)"))
+            rows.append(
+                Row(
+                    f"{model} default preset s",
+                    f"{bd:.2f} -> {td:.2f}",
+                    f"cut {100 * (1 - td / bd):.0f}% (one run each)",
+                )
+            )
         if with_phases:
+
             def split(m: dict) -> str:
                 keys = ["python", "import", "model", "trace", "second", "exit"]
                 vals = [m[keys[0]]] + [m[b] - m[a] for a, b in itertools.pairwise(keys)]
                 return " / ".join(f"{v:.2f}" for v in vals)
+
             for k in codes:
-                rows.append(Row(f"{model} phases, {k}", split(r[k]["phases"]),
-                                "python / TF import / model+weights / engine+trace+1st call / 2nd call / exit, s"))
+                rows.append(
+                    Row(
+                        f"{model} phases, {k}",
+                        split(r[k]["phases"]),
+                        "python / TF import / model+weights / engine+trace+1st call / 2nd call / exit, s",
+                    )
+                )
     return rows, res
 
 
@@ -175,7 +205,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-phases", action="store_true")
     a = ap.parse_args(argv)
     baseline = a.baseline or baseline_checkout()
-    log = lambda m: print(m, file=sys.stderr, flush=True)
+
+    def log(m: str) -> None:
+        print(m, file=sys.stderr, flush=True)
+
     log(f"baseline: {baseline}")
     rows, _ = run(baseline, a.models.split(","), a.repeats, not a.no_default, not a.no_phases, log=log)
     print_table(rows, "start-up of `dreamvideo image` on a 256 px image: baseline -> this checkout")

@@ -39,11 +39,11 @@ def _child_cpu() -> float:
 
 def run_video(clip: Path, settings, frames: int, max_side: int | None, log=print) -> dict:
     """Serial, stage-timed render of ``frames`` frames of ``clip``; per-frame stage seconds and strengths."""
+    from dreamvideo.chain import VideoChain
     from dreamvideo.decode import iter_frames
     from dreamvideo.dream import get_engine
     from dreamvideo.encode import open_writer
     from dreamvideo.flow import FlowEstimator, coherence
-    from dreamvideo.chain import VideoChain
 
     engine = get_engine(settings.dream)
     chain = VideoChain(engine, settings)
@@ -66,14 +66,22 @@ def run_video(clip: Path, settings, frames: int, max_side: int | None, log=print
             out8, info = chain.step(len(per_frame), raw, coh)
         with t("encode"):
             if writer is None:
-                writer = open_writer(out_dir / "out.mp4", 10, (raw.shape[1], raw.shape[0]),
-                                     crf=settings.encode.crf, encoder_preset=settings.encode.encoder_preset)
+                writer = open_writer(
+                    out_dir / "out.mp4",
+                    10,
+                    (raw.shape[1], raw.shape[0]),
+                    crf=settings.encode.crf,
+                    encoder_preset=settings.encode.encoder_preset,
+                )
             writer.write(out8)
         rec = {k: t.total(k) for k in ("decode", "flow", "dream", "encode")}
         rec.update(seeded=info["seeded"], cut=info["cut"], strength=strength(out8, raw))
         per_frame.append(rec)
-        log(f"  frame {len(per_frame) - 1}: " + " ".join(f"{k} {rec[k]:.3f}s" for k in ("decode", "flow", "dream", "encode"))
-            + f" strength {rec['strength']:.1f}{' warm' if info['seeded'] else ''}")
+        log(
+            f"  frame {len(per_frame) - 1}: "
+            + " ".join(f"{k} {rec[k]:.3f}s" for k in ("decode", "flow", "dream", "encode"))
+            + f" strength {rec['strength']:.1f}{' warm' if info['seeded'] else ''}"
+        )
         prev = raw
     t0 = time.perf_counter()
     if writer is not None:
@@ -88,11 +96,13 @@ def run_video(clip: Path, settings, frames: int, max_side: int | None, log=print
     warm = [f for f in per_frame[1:] if f["seeded"]]
     scratch_later = [f for f in per_frame[1:] if not f["seeded"]]
     later = per_frame[1:]
-    settled = later[len(later) // 2:] if later else []
+    settled = later[len(later) // 2 :] if later else []
     n = len(per_frame)
     res = {
-        "frames": n, "size": f"{raw_shape(per_frame, clip, max_side)}",
-        "first_s": first["total"], "first_dream_s": first["dream"],
+        "frames": n,
+        "size": f"{raw_shape(per_frame, clip, max_side)}",
+        "first_s": first["total"],
+        "first_dream_s": first["dream"],
         "warm_s": median([f["total"] for f in warm]) if warm else float("nan"),
         "later_s": median([f["total"] for f in later]) if later else float("nan"),
         "scratch_later_s": median([f["total"] for f in scratch_later]) if scratch_later else float("nan"),
@@ -130,8 +140,15 @@ def run_pipelined(clip: Path, settings, frames: int) -> float:
     return (time.perf_counter() - t) / frames
 
 
-def run(size=(640, 360), frames: int = 16, scratch_frames: int = 3, warm_steps: int | None = None,
-        warm_octaves: int | None = None, pipelined: bool = False, log=print) -> tuple[list[Row], dict]:
+def run(
+    size=(640, 360),
+    frames: int = 16,
+    scratch_frames: int = 3,
+    warm_steps: int | None = None,
+    warm_octaves: int | None = None,
+    pipelined: bool = False,
+    log=print,
+) -> tuple[list[Row], dict]:
     from dreamvideo.model import import_tensorflow
 
     import_tensorflow()
@@ -154,24 +171,51 @@ def run(size=(640, 360), frames: int = 16, scratch_frames: int = 3, warm_steps: 
     startup = time.perf_counter() - t  # model load + the one trace: not a frame's cost
     log(f"coherent ({frames} frames, warm {v.warm_steps} steps x {v.warm_octaves} octaves, flow {v.flow}):")
     coh = run_video(clip, coh_settings, frames, w, log)
-    log(f"from scratch ({scratch_frames} frames, {coh_settings.dream.steps} steps x {coh_settings.dream.octaves} octaves):")
+    log(
+        f"from scratch ({scratch_frames} frames, {coh_settings.dream.steps} steps x {coh_settings.dream.octaves} "
+        "octaves):"
+    )
     scr = run_video(clip, scratch_settings, scratch_frames, w, log)
     scratch_s = scr["mean_s"]
-    res = {"coherent": coh, "scratch": scr, "warm_over_scratch": coh["warm_s"] / scratch_s,
-           "warm_steps": v.warm_steps, "warm_octaves": v.warm_octaves}
+    res = {
+        "coherent": coh,
+        "scratch": scr,
+        "warm_over_scratch": coh["warm_s"] / scratch_s,
+        "warm_steps": v.warm_steps,
+        "warm_octaves": v.warm_octaves,
+    }
     res["startup_s"] = startup
     rows = [
         Row("startup (model load + trace, once)", f"{startup:.1f}", "before the first frame; kept across frames"),
         Row(f"coherent first frame s ({w}x{h})", f"{coh['first_s']:.2f}", f"strength {coh['strength_first']:.1f}"),
-        Row("coherent warm frame s (median)", f"{coh['warm_s']:.2f}",
-            f"{v.warm_steps} steps x {v.warm_octaves} oct; strength {coh['strength_later']:.1f} (settled {coh['strength_settled']:.1f})"),
-        Row("from-scratch frame s (mean)", f"{scratch_s:.2f}", f"strength {np.mean([f['strength'] for f in scr['per_frame']]):.1f}"),
+        Row(
+            "coherent warm frame s (median)",
+            f"{coh['warm_s']:.2f}",
+            f"{v.warm_steps} steps x {v.warm_octaves} oct; strength {coh['strength_later']:.1f} (settled "
+            f"{coh['strength_settled']:.1f})",
+        ),
+        Row(
+            "from-scratch frame s (mean)",
+            f"{scratch_s:.2f}",
+            f"strength {np.mean([f['strength'] for f in scr['per_frame']]):.1f}",
+        ),
         Row("warm / from-scratch", f"{res['warm_over_scratch']:.3f}", "target <= 0.333"),
         Row("coherent mean s/frame over the clip", f"{coh['mean_s']:.2f}", f"{coh['frames']} frames, first included"),
-        Row("flow share of a warm frame", f"{coh['flow_share'] * 100:.1f}%", f"{coh['flow_s'] * 1000:.0f} ms ({v.flow}, both directions + mask)"),
-        Row("stage shares, warm frames", " / ".join(f"{coh[s + '_share'] * 100:.0f}%" for s in ("decode", "flow", "dream", "encode")),
-            "decode / flow / dream / encode (serial)"),
-        Row("encode CPU s/frame (ffmpeg child)", f"{coh['encode_cpu_s_per_frame']:.3f}", "runs beside the dream, not in its wall"),
+        Row(
+            "flow share of a warm frame",
+            f"{coh['flow_share'] * 100:.1f}%",
+            f"{coh['flow_s'] * 1000:.0f} ms ({v.flow}, both directions + mask)",
+        ),
+        Row(
+            "stage shares, warm frames",
+            " / ".join(f"{coh[s + '_share'] * 100:.0f}%" for s in ("decode", "flow", "dream", "encode")),
+            "decode / flow / dream / encode (serial)",
+        ),
+        Row(
+            "encode CPU s/frame (ffmpeg child)",
+            f"{coh['encode_cpu_s_per_frame']:.3f}",
+            "runs beside the dream, not in its wall",
+        ),
     ]
     if pipelined:
         pp = run_pipelined(clip, coh_settings, frames)

@@ -13,9 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -75,9 +76,30 @@ def make_clip(width: int, height: int, frames: int, start_frame: int = 100, out_
         return out
     tmp = out.with_suffix(".partial.mp4")
     vf = f"select=gte(n\\,{start_frame}),crop=768:432:0:72,scale={width}:{height}:flags=bicubic,setpts=N/10/TB"
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(vtest_path()),
-           "-vf", vf, "-frames:v", str(frames), "-r", "10", "-c:v", "libx264", "-preset", "veryfast",
-           "-crf", "16", "-pix_fmt", "yuv420p", str(tmp)]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(vtest_path()),
+        "-vf",
+        vf,
+        "-frames:v",
+        str(frames),
+        "-r",
+        "10",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "16",
+        "-pix_fmt",
+        "yuv420p",
+        str(tmp),
+    ]
     subprocess.run(cmd, check=True, capture_output=True)
     os.replace(tmp, out)
     return out
@@ -103,7 +125,7 @@ def vtest_frame(width: int, height: int, index: int = 100) -> np.ndarray:
     cap.release()
     if frame is None:
         raise SystemExit("cannot decode vtest.avi")
-    crop = frame[72:72 + 432, :768]
+    crop = frame[72 : 72 + 432, :768]
     interp = cv2.INTER_AREA if width < 768 else cv2.INTER_CUBIC
     return cv2.cvtColor(cv2.resize(crop, (width, height), interpolation=interp), cv2.COLOR_BGR2RGB)
 
@@ -122,7 +144,7 @@ class Timer:
     def __init__(self) -> None:
         self.spans: dict[str, list[float]] = {}
 
-    def __call__(self, name: str) -> "_Span":
+    def __call__(self, name: str) -> _Span:
         return _Span(self, name)
 
     def total(self, name: str) -> float:
@@ -209,9 +231,14 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     cpu = f"{cpu} (family {family}, model {model})"
-    info = {"cores": str(os.cpu_count()), "cpu": cpu, "cpu_flags": flags,
-            "date": time.strftime("%Y-%m-%d %H:%M %Z"), "python": platform.python_version(),
-            "numpy": np.__version__}
+    info = {
+        "cores": str(os.cpu_count()),
+        "cpu": cpu,
+        "cpu_flags": flags,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
     for name in ("tensorflow", "keras", "cv2"):
         try:
             info[name] = __import__(name).__version__
@@ -244,8 +271,9 @@ def run_python(code_args: list[str], env: dict[str, str] | None = None, timeout:
     returns its stdout; raises with its stderr's tail on failure."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, *code_args], capture_output=True, text=True, env=full_env,
-                          timeout=timeout, cwd=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, *code_args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=str(ROOT)
+    )
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"subprocess {code_args} failed ({proc.returncode}):\n{tail}")

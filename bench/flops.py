@@ -11,8 +11,9 @@ Counting (documented in bench/RESULTS.md):
     The weight gradients (dW, another 1 x forward) are NOT needed and not counted: a compiled
     step prunes them; an eager tape computes them anyway (wasted work of the classic loop);
   * one step = sum over the step's tiles (bench.common.engine_tiles: the octave reflect-padded by
-    dream.py's EDGE_PAD rule, then tiled with dream.py's arithmetic) of forward + dX = 2 x forward FLOPs. Elementwise work (batch norm, ReLU, pooling, concat, the
-    roll/normalise/clip of the step) is not counted: it is memory-bound and small in FLOPs.
+    dream.py's EDGE_PAD rule, then tiled with dream.py's arithmetic) of forward + dX = 2 x forward FLOPs.
+    Elementwise work (batch norm, ReLU, pooling, concat, the roll/normalise/clip of the step) is not
+    counted: it is memory-bound and small in FLOPs.
 """
 
 from __future__ import annotations
@@ -101,8 +102,14 @@ def matmul_limit(n: int = 4096, repeats: int = 3) -> dict[str, float]:
     ta, tb = tf.constant(a), tf.constant(b)
     mm = tf.function(lambda x, y: tf.matmul(x, y))
     tf_gf, tf_cpu = best(lambda: mm(ta, tb).numpy())
-    return {"numpy_gflops": np_gf, "tf_gflops": tf_gf, "limit_gflops": max(np_gf, tf_gf),
-            "numpy_gflops_cpu": np_cpu, "tf_gflops_cpu": tf_cpu, "limit_gflops_cpu": max(np_cpu, tf_cpu)}
+    return {
+        "numpy_gflops": np_gf,
+        "tf_gflops": tf_gf,
+        "limit_gflops": max(np_gf, tf_gf),
+        "numpy_gflops_cpu": np_cpu,
+        "tf_gflops_cpu": tf_cpu,
+        "limit_gflops_cpu": max(np_cpu, tf_cpu),
+    }
 
 
 def measure_step_rate(engine, image: np.ndarray, tile: int, steps: int = 4, repeats: int = 3) -> dict[str, float]:
@@ -138,8 +145,19 @@ def measure_step_rate(engine, image: np.ndarray, tile: int, steps: int = 4, repe
         _ = [np.asarray(o) for o in (r if isinstance(r, (list, tuple)) else [r])]
         fwd_s.append(time.perf_counter() - t)
     s, f = min(step_s), min(fwd_s)
-    return {"tiles": len(tl), "tile_shape": f"{tl[0][1]}x{tl[0][0]}", "pad": edge_pad(h, w, 16), "step_gflop": fl["total"] / 1e9,
-            "forward_gflop": fl["forward"] / 1e9, "step_s": s, "forward_s": f,
-            "step_gflops": fl["total"] / s / 1e9, "forward_gflops": fl["forward"] / f / 1e9,
-            "backward_s": max(s - f, 1e-9), "backward_gflops": fl["backward_dx"] / max(s - f, 1e-9) / 1e9,
-            "cores": cores, "step_cpu_s": min(step_cpu), "step_gflops_cpu": fl["total"] / (min(step_cpu) / cores) / 1e9}
+    return {
+        "tiles": len(tl),
+        "tile_shape": f"{tl[0][1]}x{tl[0][0]}",
+        "pad": edge_pad(h, w, 16),
+        "step_gflop": fl["total"] / 1e9,
+        "forward_gflop": fl["forward"] / 1e9,
+        "step_s": s,
+        "forward_s": f,
+        "step_gflops": fl["total"] / s / 1e9,
+        "forward_gflops": fl["forward"] / f / 1e9,
+        "backward_s": max(s - f, 1e-9),
+        "backward_gflops": fl["backward_dx"] / max(s - f, 1e-9) / 1e9,
+        "cores": cores,
+        "step_cpu_s": min(step_cpu),
+        "step_gflops_cpu": fl["total"] / (min(step_cpu) / cores) / 1e9,
+    }

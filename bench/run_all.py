@@ -31,7 +31,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
-    Row, default_settings, machine, make_clip, model_settings, print_table, run_python, strength, vtest_frame,
+    Row,
+    default_settings,
+    machine,
+    make_clip,
+    model_settings,
+    print_table,
+    run_python,
+    strength,
+    vtest_frame,
 )
 
 GiB = 2**30
@@ -53,12 +61,20 @@ def main(argv=None) -> int:
         import_tensorflow()
         t = time.perf_counter()
         sizes = [(640, 360), (1280, 720)] if a.full else [(640, 360)]
-        rows, res = run_renders(["efficientnet_lite0", "inception_v3"], sizes, frames=20 if a.full else 10,
-                                classic_frames=2 if a.full else 1, log=log)
+        rows, res = run_renders(
+            ["efficientnet_lite0", "inception_v3"],
+            sizes,
+            frames=20 if a.full else 10,
+            classic_frames=2 if a.full else 1,
+            log=log,
+        )
         rows.append(Row("wall time", f"{(time.perf_counter() - t) / 60:.1f} min", "full" if a.full else "default"))
         m = machine()
-        print_table(rows, f"dreamvideo whole renders ({'full' if a.full else 'default'}) on {m['cores']} cores {m['cpu']}, "
-                    f"TF {m['tensorflow']}, {m['date']}, load avg {m.get('load_avg', '?')}")
+        print_table(
+            rows,
+            f"dreamvideo whole renders ({'full' if a.full else 'default'}) on {m['cores']} cores {m['cpu']}, "
+            f"TF {m['tensorflow']}, {m['date']}, load avg {m.get('load_avg', '?')}",
+        )
         if a.json:
             a.json.write_text(json.dumps({"machine": m, "renders": res}, indent=1, default=str))
         if not a.full:
@@ -95,16 +111,24 @@ def suite(a: argparse.Namespace, log) -> int:
     t = time.perf_counter()
     engine.dream(vtest_frame(160, 90), DreamParams.from_config(d, steps=1, octaves=1))  # the one trace
     trace_s = time.perf_counter() - t
-    rows.append(Row("model / layers", f"{engine.name} {'+'.join(engine.layers)}",
-                    f"{d.octaves} octaves x {preset_steps} steps, tile {d.tile_size}; warm {v.warm_steps} steps x {v.warm_octaves} oct"
-                    + ("" if steps is None else f" (quick: first frames run {steps} steps/oct, scaled)")))
-    rows.append(Row("startup: model load + trace (once)", f"{load_s:.1f} + {trace_s:.1f} s", "kept across frames (get_engine)"))
+    rows.append(
+        Row(
+            "model / layers",
+            f"{engine.name} {'+'.join(engine.layers)}",
+            f"{d.octaves} octaves x {preset_steps} steps, tile {d.tile_size}; warm {v.warm_steps} steps x "
+            f"{v.warm_octaves} oct"
+            + ("" if steps is None else f" (quick: first frames run {steps} steps/oct, scaled)"),
+        )
+    )
+    rows.append(
+        Row("startup: model load + trace (once)", f"{load_s:.1f} + {trace_s:.1f} s", "kept across frames (get_engine)")
+    )
 
     # --- video, engine ----------------------------------------------------------------------------
     sizes = [(640, 360), (1280, 720)]
     frames = {(640, 360): 4 if quick else 8, (1280, 720): 3 if quick else 5}
     classic = ClassicDream(engine)
-    for (w, h) in sizes:
+    for w, h in sizes:
         n = frames[(w, h)]
         clip = make_clip(w, h, n)
         s = default_settings(max_side=w, **over)
@@ -136,22 +160,42 @@ def suite(a: argparse.Namespace, log) -> int:
         r["first_s_preset"], results[f"classic_{w}x{h}"]["s_per_frame_preset"] = first, c_full
         rows += [
             Row(f"{w}x{h} engine first frame s", f"{first:.2f}{est}", f"{d.octaves} oct x {preset_steps} steps{meas}"),
-            Row(f"{w}x{h} engine warm frame s", f"{r['warm_s']:.2f}",
-                f"median of {n - 1}; {v.warm_steps} steps x {v.warm_octaves} oct; warm/first {r['warm_s'] / first:.2f}"),
-            Row(f"{w}x{h} classic s/frame (every frame)", f"{c_full:.2f}{est}",
-                f"eager, from scratch, {len(c_times)} frame(s){cmeas}"),
-            Row(f"{w}x{h} classic / engine", f"{c_full / first:.2f}x first, {c_full / r['warm_s']:.1f}x warm",
-                f"10-frame clip: {10 * c_full / (first + 9 * r['warm_s']):.1f}x"),
-            Row(f"{w}x{h} strength first / warm / classic", f"{r['strength_first']:.1f} / {r['strength_later']:.1f} / {np.mean(c_str):.1f}",
-                "mean abs(out - in), 0..255" + ("" if steps is None else f" (first frames at {steps} steps/oct)")),
-            Row(f"{w}x{h} shares, warm frame", " / ".join(f"{r[k + '_share'] * 100:.1f}%" for k in ("decode", "flow", "dream", "encode")),
+            Row(
+                f"{w}x{h} engine warm frame s",
+                f"{r['warm_s']:.2f}",
+                f"median of {n - 1}; {v.warm_steps} steps x {v.warm_octaves} oct; warm/first {r['warm_s'] / first:.2f}",
+            ),
+            Row(
+                f"{w}x{h} classic s/frame (every frame)",
+                f"{c_full:.2f}{est}",
+                f"eager, from scratch, {len(c_times)} frame(s){cmeas}",
+            ),
+            Row(
+                f"{w}x{h} classic / engine",
+                f"{c_full / first:.2f}x first, {c_full / r['warm_s']:.1f}x warm",
+                f"10-frame clip: {10 * c_full / (first + 9 * r['warm_s']):.1f}x",
+            ),
+            Row(
+                f"{w}x{h} strength first / warm / classic",
+                f"{r['strength_first']:.1f} / {r['strength_later']:.1f} / {np.mean(c_str):.1f}",
+                "mean abs(out - in), 0..255" + ("" if steps is None else f" (first frames at {steps} steps/oct)"),
+            ),
+            Row(
+                f"{w}x{h} shares, warm frame",
+                " / ".join(f"{r[k + '_share'] * 100:.1f}%" for k in ("decode", "flow", "dream", "encode")),
                 "decode / flow / dream / encode (serial; ffmpeg CPU "
-                f"{r['encode_cpu_s_per_frame'] * 1000:.0f} ms/frame in a child process)"),
+                f"{r['encode_cpu_s_per_frame'] * 1000:.0f} ms/frame in a child process)",
+            ),
         ]
         f0 = r["per_frame"][0]
         tot = f0["total"]
-        rows.append(Row(f"{w}x{h} shares, first frame", " / ".join(f"{f0[q] / tot * 100:.1f}%" for q in ("decode", "flow", "dream", "encode")),
-                        "decode / flow / dream / encode"))
+        rows.append(
+            Row(
+                f"{w}x{h} shares, first frame",
+                " / ".join(f"{f0[q] / tot * 100:.1f}%" for q in ("decode", "flow", "dream", "encode")),
+                "decode / flow / dream / encode",
+            )
+        )
 
     # --- FLOP rate ---------------------------------------------------------------------------------
     log("FLOP rate: dream step at 640x360 vs the matmul limit")
@@ -160,17 +204,39 @@ def suite(a: argparse.Namespace, log) -> int:
     lim = matmul_limit(4096, repeats=2 if quick else 3)
     results["flops"] = {**fr, **lim}
     rows += [
-        Row("dream step FLOPs, 640x360", f"{fr['step_gflop']:.1f} GFLOP",
-            f"{fr['tiles']} tiles of {fr['tile_shape']} (reflect pad {fr['pad']} px); forward {fr['forward_gflop']:.1f} + dX backward {fr['forward_gflop']:.1f} (no dW)"),
-        Row("dream step s, 640x360", f"{fr['step_s']:.3f}", f"forward alone {fr['forward_s']:.3f} s (compiled, same tiles)"),
-        Row("achieved FLOP rate (step)", f"{fr['step_gflops']:.0f} GFLOP/s",
-            f"forward {fr['forward_gflops']:.0f}, backward {fr['backward_gflops']:.0f} GFLOP/s"),
-        Row("float32 limit (matmul 4096^2)", f"{lim['limit_gflops']:.0f} GFLOP/s",
-            f"numpy {lim['numpy_gflops']:.0f}, TensorFlow {lim['tf_gflops']:.0f}"),
-        Row("step rate / limit", f"{fr['step_gflops'] / lim['limit_gflops'] * 100:.0f}%",
-            f"forward {fr['forward_gflops'] / lim['limit_gflops'] * 100:.0f}%, backward {fr['backward_gflops'] / lim['limit_gflops'] * 100:.0f}%"),
-        Row("step rate / limit, CPU-time based", f"{fr['step_gflops_cpu'] / lim['limit_gflops_cpu'] * 100:.0f}%",
-            f"step {fr['step_gflops_cpu']:.0f} vs matmul {lim['limit_gflops_cpu']:.0f} GFLOP/s per {fr['cores']} cores of CPU time (less sensitive to others' load)"),
+        Row(
+            "dream step FLOPs, 640x360",
+            f"{fr['step_gflop']:.1f} GFLOP",
+            f"{fr['tiles']} tiles of {fr['tile_shape']} (reflect pad {fr['pad']} px); forward "
+            f"{fr['forward_gflop']:.1f} + dX backward {fr['forward_gflop']:.1f} (no dW)",
+        ),
+        Row(
+            "dream step s, 640x360",
+            f"{fr['step_s']:.3f}",
+            f"forward alone {fr['forward_s']:.3f} s (compiled, same tiles)",
+        ),
+        Row(
+            "achieved FLOP rate (step)",
+            f"{fr['step_gflops']:.0f} GFLOP/s",
+            f"forward {fr['forward_gflops']:.0f}, backward {fr['backward_gflops']:.0f} GFLOP/s",
+        ),
+        Row(
+            "float32 limit (matmul 4096^2)",
+            f"{lim['limit_gflops']:.0f} GFLOP/s",
+            f"numpy {lim['numpy_gflops']:.0f}, TensorFlow {lim['tf_gflops']:.0f}",
+        ),
+        Row(
+            "step rate / limit",
+            f"{fr['step_gflops'] / lim['limit_gflops'] * 100:.0f}%",
+            f"forward {fr['forward_gflops'] / lim['limit_gflops'] * 100:.0f}%, backward "
+            f"{fr['backward_gflops'] / lim['limit_gflops'] * 100:.0f}%",
+        ),
+        Row(
+            "step rate / limit, CPU-time based",
+            f"{fr['step_gflops_cpu'] / lim['limit_gflops_cpu'] * 100:.0f}%",
+            f"step {fr['step_gflops_cpu']:.0f} vs matmul {lim['limit_gflops_cpu']:.0f} GFLOP/s per {fr['cores']} "
+            "cores of CPU time (less sensitive to others' load)",
+        ),
     ]
 
     # --- 4K ----------------------------------------------------------------------------------------
@@ -180,22 +246,40 @@ def suite(a: argparse.Namespace, log) -> int:
         out = run_python(["bench/bench_4k.py", "--json", "--steps", str(k_steps)])
         k = json.loads(out.strip().splitlines()[-1])
         results["4k_first"] = k
-        rows.append(Row("3840x2160 peak RSS", f"{k['peak_rss_bytes'] / GiB:.2f} GiB",
-                        f"target <= 4 GiB; {k['rss_after_load_bytes'] / GiB:.2f} GiB after model load; tile {k['tile_size']}"))
-        rows.append(Row("3840x2160 first frame s", f"{k['extrapolated_first_frame_s']:.0f} (est.)",
-                        f"measured {k['seconds']:.1f} s at {k['steps']} steps x {k['octaves']} oct, x{preset_steps // k['steps']} to {preset_steps} steps"))
+        rows.append(
+            Row(
+                "3840x2160 peak RSS",
+                f"{k['peak_rss_bytes'] / GiB:.2f} GiB",
+                f"target <= 4 GiB; {k['rss_after_load_bytes'] / GiB:.2f} GiB after model load; tile {k['tile_size']}",
+            )
+        )
+        rows.append(
+            Row(
+                "3840x2160 first frame s",
+                f"{k['extrapolated_first_frame_s']:.0f} (est.)",
+                f"measured {k['seconds']:.1f} s at {k['steps']} steps x {k['octaves']} oct, "
+                f"x{preset_steps // k['steps']} to {preset_steps} steps",
+            )
+        )
         if not quick:
             out = run_python(["bench/bench_4k.py", "--json", "--warm"])
             kw = json.loads(out.strip().splitlines()[-1])
             results["4k_warm"] = kw
-            rows.append(Row("3840x2160 warm frame s", f"{kw['seconds']:.1f}",
-                            f"{kw['steps']} steps x {kw['octaves']} oct; peak RSS {kw['peak_rss_bytes'] / GiB:.2f} GiB"))
+            rows.append(
+                Row(
+                    "3840x2160 warm frame s",
+                    f"{kw['seconds']:.1f}",
+                    f"{kw['steps']} steps x {kw['octaves']} oct; peak RSS {kw['peak_rss_bytes'] / GiB:.2f} GiB",
+                )
+            )
 
     total = time.perf_counter() - t_suite
     rows.append(Row("suite wall time", f"{total / 60:.1f} min", "quick" if quick else "full"))
     m = info
-    title = (f"dreamvideo bench ({'quick' if quick else 'full'}) on {m['cores']} cores {m['cpu']}, "
-             f"TF {m['tensorflow']}, Keras {m['keras']}, numpy {m['numpy']}, {m['date']}, load avg {m.get('load_avg', '?')}")
+    title = (
+        f"dreamvideo bench ({'quick' if quick else 'full'}) on {m['cores']} cores {m['cpu']}, "
+        f"TF {m['tensorflow']}, Keras {m['keras']}, numpy {m['numpy']}, {m['date']}, load avg {m.get('load_avg', '?')}"
+    )
     print_table(rows, title)
     if a.json:
         a.json.write_text(json.dumps(results, indent=1, default=str))

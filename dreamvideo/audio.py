@@ -368,7 +368,9 @@ def load_features(path) -> AudioFeatures:
     """Read features written by :func:`save_features`."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"audio features file {str(path)!r} does not exist: run `dreamvideo analyze` or delete the path")
+        raise InputError(
+            f"audio features file {str(path)!r} does not exist: run `dreamvideo analyze` or delete the path"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             if int(data["version"]) != _FORMAT_VERSION:
@@ -501,10 +503,12 @@ def plot_features(f: AudioFeatures, width: int = 1200, height: int = 600) -> np.
         color = _COLORS[name]
         fill = tuple(int(c * 0.45 + b * 0.55) for c, b in zip(color, _LANE_BG))
         if n:
-            poly = np.concatenate([
-                np.stack([xs, ys], axis=1),
-                np.array([[xs[-1], y0 + lane_h - 1], [xs[0], y0 + lane_h - 1]]),
-            ]).astype(np.int32)
+            poly = np.concatenate(
+                [
+                    np.stack([xs, ys], axis=1),
+                    np.array([[xs[-1], y0 + lane_h - 1], [xs[0], y0 + lane_h - 1]]),
+                ]
+            ).astype(np.int32)
             cv2.fillPoly(img, [poly], fill, cv2.LINE_AA)
             cv2.polylines(img, [np.stack([xs, ys], axis=1).astype(np.int32)], False, color, 1, cv2.LINE_AA)
         (tw, th), _ = cv2.getTextSize(name, font, fs, thick)

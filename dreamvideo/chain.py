@@ -50,8 +50,9 @@ class VideoChain:
         self.prev_raw, self.prev_out = prev_raw, prev_out
         self.prev_step = float((values or {}).get("step_size", self.settings.dream.step_size))
 
-    def step(self, index: int, raw: np.ndarray, coh: tuple | None,
-             values: dict[str, float] | None = None) -> tuple[np.ndarray, dict]:
+    def step(
+        self, index: int, raw: np.ndarray, coh: tuple | None, values: dict[str, float] | None = None
+    ) -> tuple[np.ndarray, dict]:
         """Dream frame ``index``. ``coh`` = (flow_bw, mask, unexplained) for t-1 -> t, None for a first frame.
 
         ``values`` are per-frame overrides of flat settings (schedules, audio reactions).
@@ -93,8 +94,9 @@ class VideoChain:
             # keeps the trusted dream where the flow put it.
             params = dream_params(frame, warm=True, step_scale=1.0)
             step_scale = (1.0 - fresh) * v.warm_step_scale + fresh * v.fresh_step_scale
-            temporal = Temporal(target=seed_img, pull=np.float32(v.temporal_weight) * (1.0 - fresh),
-                                step_scale=step_scale)
+            temporal = Temporal(
+                target=seed_img, pull=np.float32(v.temporal_weight) * (1.0 - fresh), step_scale=step_scale
+            )
         else:
             seed_img = rawf
             params = dream_params(frame, warm=False)
@@ -146,8 +148,9 @@ def hold_offset(out: np.ndarray, raw: np.ndarray, prev_out: np.ndarray, prev_raw
     return out
 
 
-def deflicker(out: np.ndarray, prev_out: np.ndarray, flow_bw: np.ndarray, mask: np.ndarray,
-              strength: float) -> np.ndarray:
+def deflicker(
+    out: np.ndarray, prev_out: np.ndarray, flow_bw: np.ndarray, mask: np.ndarray, strength: float
+) -> np.ndarray:
     """Flow-guided temporal filter: mix ``strength`` (0..1) of the warped previous output in where the
     flow is trusted (float32 0..255 out). Steadier frames at some cost in crispness."""
     from .flow import warp

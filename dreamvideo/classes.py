@@ -24,8 +24,9 @@ def class_names() -> tuple[tuple[str, ...], ...]:
     text = resources.files("dreamvideo").joinpath("imagenet_classes.txt").read_text(encoding="utf-8")
     names = tuple(tuple(s.strip() for s in line.split(",") if s.strip()) for line in text.splitlines() if line.strip())
     if len(names) != N_CLASSES:  # pragma: no cover - a broken install
-        raise ConfigError(f"the shipped ImageNet class list has {len(names)} lines, not {N_CLASSES}: "
-                          "reinstall dreamvideo")
+        raise ConfigError(
+            f"the shipped ImageNet class list has {len(names)} lines, not {N_CLASSES}: reinstall dreamvideo"
+        )
     return names
 
 
@@ -54,8 +55,10 @@ def resolve_class(value: int | str) -> int:
     every = sorted({c.lower() for line in names for c in line})
     close = difflib.get_close_matches(key, every, n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-    raise ConfigError(f"dream_class {text[:60]!r} is not an ImageNet class name{hint}: "
-                      f"give a name from `dreamvideo models MODEL --classes` or an index 0..{N_CLASSES - 1}")
+    raise ConfigError(
+        f"dream_class {text[:60]!r} is not an ImageNet class name{hint}: "
+        f"give a name from `dreamvideo models MODEL --classes` or an index 0..{N_CLASSES - 1}"
+    )
 
 
 __all__ = ["N_CLASSES", "class_names", "class_label", "resolve_class"]

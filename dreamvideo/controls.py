@@ -16,8 +16,9 @@ the zoom's camera-moved previous frame). The result is what the driver keeps and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class Controls:
         self._weight: tuple[tuple[int, int], np.ndarray] | None = None  # cached still weight per size
 
     @classmethod
-    def open(cls, settings: Any, *, clip: str | Path | None = None) -> "Controls | None":
+    def open(cls, settings: Any, *, clip: str | Path | None = None) -> Controls | None:
         """The controls of ``settings`` (None when there are none). ``clip``: the video being dreamed,
         which a mask video must match in length (it is decoded with the clip's start, duration and
         frame limit); without a clip (images, zooms) the mask must be a still image."""
@@ -126,8 +127,9 @@ class Controls:
         while self._next <= index:
             grey = next(self.frames, None)
             if grey is None:
-                raise InputError(f"the mask video ends before frame {index} of the clip: "
-                                 "give a mask of the clip's length")
+                raise InputError(
+                    f"the mask video ends before frame {index} of the clip: give a mask of the clip's length"
+                )
             self._next += 1
         assert grey is not None, "frames are asked for in increasing order"
         return mask_weights(grey, size, self.feather)
@@ -141,13 +143,16 @@ class Controls:
 
 def _check_length(mask: Path, info: Any, clip: Any) -> None:
     """A mask video must last as many frames as its clip (within one frame): InputError otherwise."""
+
     def frames(i: Any) -> float | None:
         return float(i.duration * i.fps) if i.duration and i.fps else (float(i.frame_count) if i.frame_count else None)
 
     have, want = frames(info), frames(clip)
     if have is not None and want is not None and abs(have - want) > 1.0:
-        raise InputError(f"mask {str(mask)!r} lasts {have:.0f} frames and the clip {want:.0f}: "
-                         "give a mask video of the clip's length (or a still mask image)")
+        raise InputError(
+            f"mask {str(mask)!r} lasts {have:.0f} frames and the clip {want:.0f}: "
+            "give a mask video of the clip's length (or a still mask image)"
+        )
 
 
 __all__ = ["Controls", "keep_colors", "mask_weights", "composite", "to_ycc", "from_ycc"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from pathlib import Path
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -170,7 +170,12 @@ def iter_timed_frames(
 
 
 def _timed_frames(
-    p: Path, cap, max_side: int | None, start: float, duration: float | None, max_frames: int | None,
+    p: Path,
+    cap,
+    max_side: int | None,
+    start: float,
+    duration: float | None,
+    max_frames: int | None,
     stats: DecodeStats,
 ) -> Iterator[tuple[float, np.ndarray]]:
     import cv2
@@ -262,8 +267,9 @@ def iter_frames(
     InputError for a missing/empty/unreadable file or one without video. Close the iterator (or
     exhaust it) to release the file at once.
     """
-    timed = iter_timed_frames(path, max_side=max_side, start=start, duration=duration, max_frames=max_frames,
-                              stats=stats)
+    timed = iter_timed_frames(
+        path, max_side=max_side, start=start, duration=duration, max_frames=max_frames, stats=stats
+    )
     return _frames_only(timed)
 
 

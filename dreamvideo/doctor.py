@@ -52,8 +52,12 @@ def gpu_cards() -> list[GpuCard]:
     exe = shutil.which("nvidia-smi")
     if exe:
         try:
-            out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True, timeout=20)
+            out = subprocess.run(
+                [exe, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
             cards = []
             for line in out.stdout.splitlines():
                 name, _, mem = line.rpartition(",")
@@ -106,12 +110,24 @@ def _tensorflow_checks(deep: bool, cards: list[GpuCard]) -> list[Check]:
 
     version = _tensorflow_version()
     if version is None:
-        return [Check("tensorflow", False, "not installed: use `pip install tensorflow` (or `pip install "
-                                           "'dreamvideo[gpu]'` on a machine with an NVIDIA GPU)")]
+        return [
+            Check(
+                "tensorflow",
+                False,
+                "not installed: use `pip install tensorflow` (or `pip install "
+                "'dreamvideo[gpu]'` on a machine with an NVIDIA GPU)",
+            )
+        ]
     if not cards and not deep:
-        return [Check("tensorflow", True, f"{version} installed (not imported here: `dreamvideo doctor --deep` "
-                                          "imports it and runs a convolution)"),
-                Check("gpu", True, "none found (no NVIDIA driver): dreams run on the CPU", required=False)]
+        return [
+            Check(
+                "tensorflow",
+                True,
+                f"{version} installed (not imported here: `dreamvideo doctor --deep` "
+                "imports it and runs a convolution)",
+            ),
+            Check("gpu", True, "none found (no NVIDIA driver): dreams run on the CPU", required=False),
+        ]
     import time
 
     from .model import import_tensorflow
@@ -131,8 +147,15 @@ def _tensorflow_checks(deep: bool, cards: list[GpuCard]) -> list[Check]:
         checks.append(Check("gpu", True, "none found (no NVIDIA driver): dreams run on the CPU", required=False))
     if cards and not gpus:
         names = ", ".join(c.name for c in cards)
-        checks.append(Check("gpu", False, f"the driver lists {names} but TensorFlow sees no GPU: use "
-                                          "`pip install 'dreamvideo[gpu]'` (tensorflow[and-cuda])", required=False))
+        checks.append(
+            Check(
+                "gpu",
+                False,
+                f"the driver lists {names} but TensorFlow sees no GPU: use "
+                "`pip install 'dreamvideo[gpu]'` (tensorflow[and-cuda])",
+                required=False,
+            )
+        )
     for i, gpu in enumerate(gpus):
         card = cards[i] if i < len(cards) else None
         try:
@@ -142,10 +165,20 @@ def _tensorflow_checks(deep: bool, cards: list[GpuCard]) -> list[Check]:
             name = card.name if card else gpu.name
         memory = f"{card.memory_mib / 1024:.0f} GiB" if card and card.memory_mib else "memory unknown"
         why = _conv_on(tf, f"/GPU:{i}")
-        checks.append(Check(f"gpu {i}", why is None, f"{name}, {memory}: " + (
-            "TensorFlow runs a convolution on it" if why is None else
-            f"TensorFlow cannot run a convolution on it ({why}): check the driver and `pip install 'dreamvideo[gpu]'`"),
-            required=False))
+        checks.append(
+            Check(
+                f"gpu {i}",
+                why is None,
+                f"{name}, {memory}: "
+                + (
+                    "TensorFlow runs a convolution on it"
+                    if why is None
+                    else f"TensorFlow cannot run a convolution on it ({why}): check the driver and `pip install "
+                    "'dreamvideo[gpu]'`"
+                ),
+                required=False,
+            )
+        )
     return checks
 
 
@@ -185,6 +218,14 @@ def run_checks(deep: bool = False) -> list[Check]:
 
     for label, folder in (("keras cache", keras_cache_dir()), ("dreamvideo cache", cache_dir())):
         ok = _writable(folder)
-        checks.append(Check(label, ok, str(folder) if ok else f"{folder} is not writable: fix its permissions or set "
-                            f"{'KERAS_HOME' if label == 'keras cache' else 'DREAMVIDEO_CACHE'} to a writable folder"))
+        checks.append(
+            Check(
+                label,
+                ok,
+                str(folder)
+                if ok
+                else f"{folder} is not writable: fix its permissions or set "
+                f"{'KERAS_HOME' if label == 'keras cache' else 'DREAMVIDEO_CACHE'} to a writable folder",
+            )
+        )
     return checks

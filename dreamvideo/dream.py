@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import DreamConfig
 from . import objective
+from .config import DreamConfig
 from .errors import ConfigError, InputError, ModelError
 from .model import LoadedModel, load_model
-
 
 # Reflected context around each octave while computing gradients, pixels a side (at least the
 # largest roll). Every octave needs all of it: less at the small octaves, where it is the largest
@@ -82,7 +81,7 @@ def octave_sizes(height: int, width: int, octaves: int, scale: float, min_side: 
     """
     sizes = []
     for i in range(octaves - 1, -1, -1):
-        f = scale ** i
+        f = scale**i
         h, w = int(round(height / f)), int(round(width / f))
         if min(h, w) >= min_side or i == 0:
             sizes.append((h, w))
@@ -95,8 +94,14 @@ class DreamEngine:
     Build once and reuse for every frame and every job (``get_engine`` caches engines).
     """
 
-    def __init__(self, loaded: LoadedModel, layers: tuple[str, ...] | None, loss: str = "mean",
-                 dream_class: int | None = None, guide: np.ndarray | None = None):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        layers: tuple[str, ...] | None,
+        loss: str = "mean",
+        dream_class: int | None = None,
+        guide: np.ndarray | None = None,
+    ):
         import keras
         import tensorflow as tf
 
@@ -112,13 +117,16 @@ class DreamEngine:
         names = tuple(dict.fromkeys([*(t.layer for t in self.terms), *guided]))
         missing = [n for n in names if n not in {layer.name for layer in base.layers}]
         if missing:  # e.g. the classifier of a model loaded from a no-top --weights file
-            raise ModelError(f"{self.spec.name} as loaded here has no layer {missing[0]!r}: "
-                             f"use its bundled weights, or drop dream_class")
+            raise ModelError(
+                f"{self.spec.name} as loaded here has no layer {missing[0]!r}: "
+                f"use its bundled weights, or drop dream_class"
+            )
         outputs = [base.get_layer(name).output for name in names]
         # Cut at the deepest chosen layer: Keras only computes what these outputs depend on.
         self.feature_model = keras.Model(inputs=base.inputs, outputs=outputs)
         self._objective = objective.ObjectiveGraph(
-            self.terms, names, {n: int(o.shape[-1]) for n, o in zip(names, outputs)}, guided, loss)
+            self.terms, names, {n: int(o.shape[-1]) for n, o in zip(names, outputs)}, guided, loss
+        )
         self._guide = guide
         self.trace_count = 0  # incremented at trace time only: tests check that sizes do not retrace
         self._lock = threading.Lock()  # one ascent at a time per engine (the graph is not re-entrant)
@@ -170,15 +178,23 @@ class DreamEngine:
                     g = tf.where(tf.math.is_finite(g), g, tf.zeros_like(g))
                 begin, end = tf.stack([y0, x0, 0]), tf.stack([y1, x1, 3])
                 grads = tf.raw_ops.TensorStridedSliceUpdate(
-                    input=grads, begin=begin, end=end, strides=tf.ones([3], tf.int32),
-                    value=grads[y0:y1, x0:x1] + g)
+                    input=grads, begin=begin, end=end, strides=tf.ones([3], tf.int32), value=grads[y0:y1, x0:x1] + g
+                )
                 return k + 1, grads
 
             _, grads = tf.while_loop(lambda k, _g: k < ny * nx, add_tile, (tf.constant(0), tf.zeros_like(rolled)))
-            return tf.roll(grads, shift=-shift, axis=[0, 1])[pad:pad + h0, pad:pad + w0]
+            return tf.roll(grads, shift=-shift, axis=[0, 1])[pad : pad + h0, pad : pad + w0]
 
-        def ascend(img: tf.Tensor, shifts: tf.Tensor, step_size: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor,
-                   target: tf.Tensor, pull: tf.Tensor, step_map: tf.Tensor) -> tf.Tensor:
+        def ascend(
+            img: tf.Tensor,
+            shifts: tf.Tensor,
+            step_size: tf.Tensor,
+            tile: tf.Tensor,
+            pad: tf.Tensor,
+            target: tf.Tensor,
+            pull: tf.Tensor,
+            step_map: tf.Tensor,
+        ) -> tf.Tensor:
             self.trace_count += 1  # Python side effect: runs once per trace, not per call
             n = tf.shape(shifts)[0]
 
@@ -223,8 +239,9 @@ class DreamEngine:
         self._objective.set_weights(params.guide_weight, params.term_weights)
         if self._guide is not None and self._objective.guide_size() != size:
             fitted = objective.fit_guide(self._guide, *size)
-            acts = self.feature_model(self.spec.to_input(self._tf.constant(_to_dream_space(fitted))[None]),
-                                      training=False)
+            acts = self.feature_model(
+                self.spec.to_input(self._tf.constant(_to_dream_space(fitted))[None]), training=False
+            )
             acts = acts if isinstance(acts, (list, tuple)) else [acts]
             self._objective.set_guide(dict(zip(self._objective.outputs, acts)), size)
 
@@ -240,8 +257,9 @@ class DreamEngine:
             self._set_objective(DreamParams(0, 0.0, 1, 2.0, 0, 512, guide_weight=0.0), image.shape[:2])
             return float(self._loss_fn(self._tf.constant(_to_dream_space(image))))
 
-    def dream(self, image: np.ndarray, params: DreamParams, seed: int = 0,
-              temporal: "Temporal | None" = None) -> np.ndarray:
+    def dream(
+        self, image: np.ndarray, params: DreamParams, seed: int = 0, temporal: Temporal | None = None
+    ) -> np.ndarray:
         """Dream an HxWx3 float32 (or uint8) 0..255 RGB image; returns float32 0..255 of the same size.
 
         Octaves run smallest first; at each one the detail the dream added at the previous octave
@@ -280,7 +298,9 @@ class DreamEngine:
                     self._tf.constant(params.step_size, dtype=self._tf.float32),
                     self._tf.constant(tile, dtype=self._tf.int32),
                     self._tf.constant(edge_pad(oh, ow, params.jitter, h / oh), dtype=self._tf.int32),
-                    self._tf.constant(target), self._tf.constant(pull), self._tf.constant(step_map),
+                    self._tf.constant(target),
+                    self._tf.constant(pull),
+                    self._tf.constant(step_map),
                 ).numpy()
                 detail = out - base
         return _from_dream_space(src + detail)
@@ -307,8 +327,9 @@ _NO_PULL = np.zeros((1, 1, 1), np.float32)
 _FULL_STEP = np.ones((1, 1, 1), np.float32)
 
 
-def _temporal_maps(temporal: Temporal | None, size: tuple[int, int],
-                   full: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _temporal_maps(
+    temporal: Temporal | None, size: tuple[int, int], full: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(target in dream space, pull HxWx1, step scale HxWx1) at octave ``size`` (h, w); 1x1 maps for None."""
     import cv2
 
@@ -318,8 +339,11 @@ def _temporal_maps(temporal: Temporal | None, size: tuple[int, int],
     if size != full:
         maps = [cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_AREA) for m in maps]
     target, pull, step = maps
-    return (np.ascontiguousarray(target, np.float32), np.clip(pull, 0.0, 1.0)[..., None].astype(np.float32),
-            np.maximum(step, 0.0)[..., None].astype(np.float32))
+    return (
+        np.ascontiguousarray(target, np.float32),
+        np.clip(pull, 0.0, 1.0)[..., None].astype(np.float32),
+        np.maximum(step, 0.0)[..., None].astype(np.float32),
+    )
 
 
 def _to_dream_space(image: np.ndarray) -> np.ndarray:
@@ -444,7 +468,7 @@ def probe_speedup(f32: DreamEngine, other: DreamEngine, repeats: int = 3) -> flo
     for e in engines.values():
         e.dream(img, p)  # trace and warm up
     for i in range(repeats):  # interleaved, so others' load hits both alike
-        for k in (("f32", "other") if i % 2 == 0 else ("other", "f32")):
+        for k in ("f32", "other") if i % 2 == 0 else ("other", "f32"):
             t = time.perf_counter()
             engines[k].dream(img, p)
             best[k] = min(best[k], time.perf_counter() - t)

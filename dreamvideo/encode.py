@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import re
+import shutil
 import subprocess
 import tempfile
+from collections.abc import Collection, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Collection, Sequence
+from typing import IO
 
 import numpy as np
 
@@ -53,8 +54,13 @@ _FRAME_NAME_RE = re.compile(r"^frame_\d{6,}\.png$")
 # BT.709 conversion and tags: what players assume for HD; both OpenCV and ffmpeg read it back right.
 _BT709 = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"]
 # How each kind reads in an error message ("output 'x.png' is a still image: ...").
-_KIND_WORDS = {"h264": "a video", "vp9": "a video", "gif": "a GIF", "frames": "a PNG-frames folder",
-               "image": "a still image"}
+_KIND_WORDS = {
+    "h264": "a video",
+    "vp9": "a video",
+    "gif": "a GIF",
+    "frames": "a PNG-frames folder",
+    "image": "a still image",
+}
 
 
 def _is_folder_path(path: str | Path) -> bool:
@@ -136,15 +142,20 @@ def check_output_path(
     elif kind not in OUTPUT_KINDS:
         raise ValueError(f"kind must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}")
     if allowed is not None and kind not in allowed:
-        raise OutputKindError(f"output {os.fspath(out)!r} is {_KIND_WORDS[kind]}: "
-                              f"this writes {describe_kinds(allowed)}")
+        raise OutputKindError(
+            f"output {os.fspath(out)!r} is {_KIND_WORDS[kind]}: this writes {describe_kinds(allowed)}"
+        )
     p = Path(out)
     if p.name in ("", ".", ".."):  # '.', '..', '/', 'a/..': a folder that holds the work folder and more
-        raise OutputError(f"output {os.fspath(out)!r} is a folder that holds other things: name a new folder "
-                          "for PNG frames, e.g. -o frames/, or a file, e.g. -o dreamed.mp4")
+        raise OutputError(
+            f"output {os.fspath(out)!r} is a folder that holds other things: name a new folder "
+            "for PNG frames, e.g. -o frames/, or a file, e.g. -o dreamed.mp4"
+        )
     if len(os.fsencode(p.name)) > NAME_MAX:
-        raise OutputError(f"output name {p.name[:40]!r}... is {len(os.fsencode(p.name))} bytes long; a file name "
-                          f"holds at most {NAME_MAX}: choose a shorter name")
+        raise OutputError(
+            f"output name {p.name[:40]!r}... is {len(os.fsencode(p.name))} bytes long; a file name "
+            f"holds at most {NAME_MAX}: choose a shorter name"
+        )
     parent = p.resolve().parent
     if not parent.is_dir():
         raise OutputError(f"output folder {str(parent)!r} does not exist: create it first or choose another path")
@@ -161,8 +172,9 @@ def check_output_path(
         if p.exists() and not p.is_dir():
             raise OutputError(f"output {str(p)!r} is a file, not a folder: choose a folder name for PNG frames")
         if p.is_dir() and not _only_old_frames(p):
-            raise OutputError(f"output folder {str(p)!r} holds other files: "
-                              "choose a new or empty folder for PNG frames")
+            raise OutputError(
+                f"output folder {str(p)!r} holds other files: choose a new or empty folder for PNG frames"
+            )
     elif p.is_dir():
         raise OutputError(f"output {str(p)!r} is a folder: choose a file name, or end it with / for PNG frames")
     return kind
@@ -174,8 +186,9 @@ def check_crf(kind: str, crf: int) -> None:
     before any frame is dreamed."""
     limit = 51 if kind == "h264" else 63
     if not 0 <= int(crf) <= limit:
-        raise ConfigError(f"crf {crf} is outside 0..{limit} for this {kind} output: "
-                          "use 0..51 for .mp4/.mov/.mkv, 0..63 for .webm")
+        raise ConfigError(
+            f"crf {crf} is outside 0..{limit} for this {kind} output: use 0..51 for .mp4/.mov/.mkv, 0..63 for .webm"
+        )
 
 
 def human_bytes(n: float) -> str:
@@ -229,11 +242,15 @@ def write_error(path: str | Path, err: OSError, need: str = "") -> OutputError:
             pass
         if err.errno == errno.EDQUOT:
             what = "is over your disk quota"
-        return DiskFullError(f"the disk holding {str(folder)!r} {what} while writing {p.name!r}{needs}: "
-                             "free space there, or render to another disk")
+        return DiskFullError(
+            f"the disk holding {str(folder)!r} {what} while writing {p.name!r}{needs}: "
+            "free space there, or render to another disk"
+        )
     if err.errno == errno.ENOENT and not folder.is_dir():
-        return OutputError(f"the folder {str(folder)!r} was removed while the render was writing to it: "
-                           "create it again (or choose another output) and run the command again")
+        return OutputError(
+            f"the folder {str(folder)!r} was removed while the render was writing to it: "
+            "create it again (or choose another output) and run the command again"
+        )
     if err.errno == errno.ENAMETOOLONG:
         return OutputError(f"the name {p.name!r} is too long for this filesystem: choose a shorter output name")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -294,8 +311,9 @@ class FrameWriter:
         at audio_start seconds, at most audio_duration seconds, cut to the video's length.
         Audio is ignored for GIF and PNG outputs, which cannot hold it. kind: the output kind when
         the caller has resolved it (check_output_path's), else it is read from ``path``."""
-        self.kind = check_output_path(path, [audio_from] if audio_from is not None else [], allowed=VIDEO_KINDS,
-                                      kind=kind)
+        self.kind = check_output_path(
+            path, [audio_from] if audio_from is not None else [], allowed=VIDEO_KINDS, kind=kind
+        )
         if encoder_preset not in X264_PRESETS:
             raise ConfigError(f"encoder_preset {encoder_preset!r} is unknown: use one of {', '.join(X264_PRESETS)}")
         check_crf(self.kind, crf)
@@ -328,7 +346,7 @@ class FrameWriter:
         self._final_temp = temp_sibling(self.path, "partial")
 
     # -- context manager -------------------------------------------------------------------------
-    def __enter__(self) -> "FrameWriter":
+    def __enter__(self) -> FrameWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

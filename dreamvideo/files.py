@@ -23,7 +23,6 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-
 # Bytes in one file name on ext4, XFS, btrfs, tmpfs, APFS (NTFS: 255 UTF-16 units, which is more).
 NAME_MAX = 255
 

@@ -156,8 +156,12 @@ def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     src = np.ascontiguousarray(img)
     if src.ndim == 3 and src.shape[2] > 4:  # remap handles at most 4 channels at once
         return np.stack(
-            [cv2.remap(src[..., c], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-             for c in range(src.shape[2])], axis=-1)
+            [
+                cv2.remap(src[..., c], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                for c in range(src.shape[2])
+            ],
+            axis=-1,
+        )
     out = cv2.remap(src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if src.ndim == 3 and out.ndim == 2:  # a single channel comes back squeezed
         out = out[..., None]

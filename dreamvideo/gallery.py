@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def assemble(tiles: list[np.ndarray], labels: list[str]) -> np.ndarray:
     sheet = np.zeros((rows * ch, cols * cw, 3), np.uint8)
     for i, cell in enumerate(cells):
         r, c = divmod(i, cols)
-        sheet[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = cell
+        sheet[r * ch : (r + 1) * ch, c * cw : (c + 1) * cw] = cell
     return sheet
 
 
@@ -117,8 +117,10 @@ def render_layers(
     else:
         name = layer if layer is not None else spec.default_layers[-1]
         if parse_layer_spec(name)[1] is not None or "=" in name:
-            raise ConfigError(f"--layer {name!r} must be a layer name without :CHANNEL or =WEIGHT, "
-                              f"e.g. {name.split(':')[0].split('=')[0]}")
+            raise ConfigError(
+                f"--layer {name!r} must be a layer name without :CHANNEL or =WEIGHT, "
+                f"e.g. {name.split(':')[0].split('=')[0]}"
+            )
         width = int(get_engine(dataclasses.replace(d, layers=(name,))).feature_model.outputs[0].shape[-1])
         labels = [f"{name}:{c}" for c in pick_channels(width, channels)]
     engine = get_engine(dataclasses.replace(d, layers=tuple(labels)))
@@ -135,8 +137,9 @@ def render_layers(
         on_progress(i + 1, len(labels))
     sheet = assemble(tiles, labels)
     write_image(output, sheet)
-    return SheetResult(output, labels, grid_shape(len(labels)), (rgb.shape[1], rgb.shape[0]), engine.name,
-                       time.perf_counter() - start)
+    return SheetResult(
+        output, labels, grid_shape(len(labels)), (rgb.shape[1], rgb.shape[0]), engine.name, time.perf_counter() - start
+    )
 
 
 __all__ = ["SheetResult", "render_layers", "assemble", "label_tile", "grid_shape", "pick_channels", "LABEL_HEIGHT"]

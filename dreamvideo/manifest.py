@@ -47,8 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import FLAT_INDEX, SECTIONS, Settings, merge
-from .encode import IMAGE_SUFFIXES as IMAGE_EXTS, VIDEO_SUFFIXES as VIDEO_EXTS  # the encoder's own lists
+from .encode import IMAGE_SUFFIXES as IMAGE_EXTS  # the encoder's own lists
 from .encode import VIDEO_KINDS, describe_kinds
+from .encode import VIDEO_SUFFIXES as VIDEO_EXTS
 from .encode import output_kind as path_output_kind
 from .errors import ConfigError, ModelError, OutputError
 from .presets import load_preset, read_toml
@@ -129,13 +130,19 @@ def _split(where: str, table: Mapping[str, Any], own: tuple[str, ...]) -> tuple[
         if key in own:
             mine[key] = value
         elif key == "audio" and isinstance(value, str):
-            raise ConfigError(f"{where}: audio = {value!r}: audio is the encode setting (true/false); a zoom job's "
-                              f"sound track is soundtrack = {value!r} (a video job keeps its source's sound)")
+            raise ConfigError(
+                f"{where}: audio = {value!r}: audio is the encode setting (true/false); a zoom job's "
+                f"sound track is soundtrack = {value!r} (a video job keeps its source's sound)"
+            )
         elif key in SETTING_KEYS:
             settings[key] = value
         else:
-            raise _unknown(where, key, (*own, *SETTING_KEYS),
-                           f"use {', '.join(own)} or a setting (see `dreamvideo presets show default`)")
+            raise _unknown(
+                where,
+                key,
+                (*own, *SETTING_KEYS),
+                f"use {', '.join(own)} or a setting (see `dreamvideo presets show default`)",
+            )
     return mine, settings
 
 
@@ -195,8 +202,10 @@ def _check_encode(where: str, settings: Settings) -> None:
     from .encode import X264_PRESETS
 
     if settings.encode.encoder_preset not in X264_PRESETS:
-        raise ConfigError(f"{where}: encoder_preset {settings.encode.encoder_preset!r} is unknown: "
-                          f"use one of {', '.join(X264_PRESETS)}")
+        raise ConfigError(
+            f"{where}: encoder_preset {settings.encode.encoder_preset!r} is unknown: "
+            f"use one of {', '.join(X264_PRESETS)}"
+        )
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -230,8 +239,9 @@ def load_manifest(path: str | Path) -> Manifest:
     if isinstance(raw_jobs, dict):
         raise ConfigError(f"{shown}: write each job as [[job]] (double brackets), not [job]")
     if not isinstance(raw_jobs, list):
-        raise ConfigError(f"{shown}: job = {raw_jobs!r} is not a job: write each job as a [[job]] table "
-                          "with kind, input and output")
+        raise ConfigError(
+            f"{shown}: job = {raw_jobs!r} is not a job: write each job as a [[job]] table with kind, input and output"
+        )
     if not raw_jobs:
         raise ConfigError(f"{shown}: no jobs: add [[job]] tables with kind, input and output")
 
@@ -264,12 +274,19 @@ def load_manifest(path: str | Path) -> Manifest:
             other_map[key] = job
         jobs.append(job)
     _check_outputs_spare_inputs(shown, jobs)
-    return Manifest(path=path, description=description.strip(), jobs=tuple(jobs),
-                    log_dir=path.parent / f"{path.stem}.logs")
+    return Manifest(
+        path=path, description=description.strip(), jobs=tuple(jobs), log_dir=path.parent / f"{path.stem}.logs"
+    )
 
 
-def _load_job(where: str, index: int, table: dict[str, Any], base: Path, default_preset: str | None,
-              default_settings: dict[str, Any]) -> Job:
+def _load_job(
+    where: str,
+    index: int,
+    table: dict[str, Any],
+    base: Path,
+    default_preset: str | None,
+    default_settings: dict[str, Any],
+) -> Job:
     own, job_settings = _split(where, table, JOB_KEYS)
     overrides = own.get("overrides", {})
     if not isinstance(overrides, dict):
@@ -296,8 +313,11 @@ def _load_job(where: str, index: int, table: dict[str, Any], base: Path, default
     settings = merge(settings, job_settings, source=where)
     settings = merge(settings, extra, source=f"{where}: overrides")
     # Files named by settings (weights, guide, mask) resolve against the manifest's folder, like inputs.
-    files = {k: str(_resolve(base, settings.get(k))) for k in PATH_SETTINGS
-             if isinstance(settings.get(k), str) and not Path(settings.get(k)).expanduser().is_absolute()}
+    files = {
+        k: str(_resolve(base, settings.get(k)))
+        for k in PATH_SETTINGS
+        if isinstance(settings.get(k), str) and not Path(settings.get(k)).expanduser().is_absolute()
+    }
     if files:
         settings = merge(settings, files, source=where)
     _check_model(where, settings)
@@ -314,32 +334,48 @@ def _load_job(where: str, index: int, table: dict[str, Any], base: Path, default
         input_path = _resolve(base, in_text)
         in_suffix = input_path.suffix.lower()
         if kind == "video" and in_suffix in IMAGE_EXTS:
-            raise ConfigError(f"{where}: input {in_text!r} is an image: a video job needs a video "
-                              "(use kind = \"zoom\" to animate a still)")
+            raise ConfigError(
+                f"{where}: input {in_text!r} is an image: a video job needs a video "
+                '(use kind = "zoom" to animate a still)'
+            )
         if kind in ("image", "zoom") and in_suffix in VIDEO_EXTS and in_suffix != ".gif":
-            raise ConfigError(f"{where}: input {in_text!r} is a video: a {kind} job needs an image "
-                              "(use kind = \"video\")")
+            raise ConfigError(
+                f'{where}: input {in_text!r} is a video: a {kind} job needs an image (use kind = "video")'
+            )
         if input_path == output:
             raise ConfigError(f"{where}: output {out_text!r} is the input: choose another output name")
         if kind == "zoom" and settings.zoom.noise:
-            raise ConfigError(f"{where}: a zoom starts from an input image or from noise, not both: "
-                              "drop input or noise = true")
+            raise ConfigError(
+                f"{where}: a zoom starts from an input image or from noise, not both: drop input or noise = true"
+            )
     elif not (kind == "zoom" and settings.zoom.noise):
         raise ConfigError(f"{where}: missing key 'input'" + (" (or set noise = true)" if kind == "zoom" else ""))
 
     soundtrack: Path | None = None
     if "soundtrack" in own:
         if kind != "zoom":
-            raise ConfigError(f"{where}: soundtrack is for zoom jobs only: a {kind} job keeps its source's sound "
-                              "(audio = false drops it)")
+            raise ConfigError(
+                f"{where}: soundtrack is for zoom jobs only: a {kind} job keeps its source's sound "
+                "(audio = false drops it)"
+            )
         soundtrack = _resolve(base, _string(where, "soundtrack", own["soundtrack"]))
         if soundtrack == output:
             raise ConfigError(f"{where}: output {out_text!r} is the sound track: choose another output name")
 
     assert kind_of_output is not None
-    return Job(index=index, name=name, kind=kind, input=input_path, output=output, folder=folder,
-               soundtrack=soundtrack, preset=preset, settings=settings, overrides={**job_settings, **extra},
-               output_kind=kind_of_output)
+    return Job(
+        index=index,
+        name=name,
+        kind=kind,
+        input=input_path,
+        output=output,
+        folder=folder,
+        soundtrack=soundtrack,
+        preset=preset,
+        settings=settings,
+        overrides={**job_settings, **extra},
+        output_kind=kind_of_output,
+    )
 
 
 def _identity(path: Path) -> tuple[str, tuple[int, int] | None]:
@@ -367,6 +403,7 @@ def _check_outputs_spare_inputs(shown: str, jobs: list[Job]) -> None:
                 if not hit:
                     continue
                 whose = "its own" if owner is job else f"{owner.label}'s"
-                raise ConfigError(f"{shown}: {job.label}: output {str(out)!r} would overwrite {whose} input "
-                                  f"{str(path)!r}: choose another output name (nothing was rendered)")
-
+                raise ConfigError(
+                    f"{shown}: {job.label}: output {str(out)!r} would overwrite {whose} input "
+                    f"{str(path)!r}: choose another output name (nothing was rendered)"
+                )

@@ -52,8 +52,16 @@ class Metrics:
         self.thumbs: list[tuple[int, np.ndarray, np.ndarray]] = []  # (index, input, output) thumbnails
         self._stride = 1
 
-    def add(self, raw: np.ndarray, out: np.ndarray, prev_raw: np.ndarray | None, prev_out: np.ndarray | None,
-            coh: tuple | None, cut: bool, index: int | None = None) -> None:
+    def add(
+        self,
+        raw: np.ndarray,
+        out: np.ndarray,
+        prev_raw: np.ndarray | None,
+        prev_out: np.ndarray | None,
+        coh: tuple | None,
+        cut: bool,
+        index: int | None = None,
+    ) -> None:
         """Frame ``index`` (raw, out) after (prev_raw, prev_out); ``coh`` = (flow_bw, mask, unexplained)."""
         from .flow import warp
 
@@ -93,8 +101,9 @@ class Metrics:
         h, w = raw.shape[:2]
         size = (THUMB_WIDTH, max(2, round(h * THUMB_WIDTH / w)))
         interp = cv2.INTER_AREA if w > THUMB_WIDTH else cv2.INTER_LINEAR
-        self.thumbs.append((index, cv2.resize(raw, size, interpolation=interp),
-                            cv2.resize(out, size, interpolation=interp)))
+        self.thumbs.append(
+            (index, cv2.resize(raw, size, interpolation=interp), cv2.resize(out, size, interpolation=interp))
+        )
         if len(self.thumbs) >= _KEEP_THUMBS:  # keep every other one: memory stays bounded on long clips
             self._stride *= 2
             self.thumbs = [t for t in self.thumbs if t[0] % self._stride == 0]
@@ -109,17 +118,18 @@ class Metrics:
         settled_over_scratch, growth, moving_over_static, drift_per_100_frames (see the module doc)."""
         out: dict[str, float] = {}
         if self.flicker_in and sum(self.flicker_in.values()) > 0:
-            out["flicker"] = round(float(np.mean(list(self.flicker_out.values()))
-                                         / max(np.mean(list(self.flicker_in.values())), 1e-6)), 4)
+            out["flicker"] = round(
+                float(np.mean(list(self.flicker_out.values())) / max(np.mean(list(self.flicker_in.values())), 1e-6)), 4
+            )
         n = len(self.strength)
         if n:
             s = np.array(self.strength)
             out["strength"] = round(float(s.mean()), 3)
-            out["strength_settled"] = round(float(s[n // 2:].mean()), 3)
+            out["strength_settled"] = round(float(s[n // 2 :].mean()), 3)
             if self.scratch:
                 scratch = float(np.mean(list(self.scratch.values())))
                 out["scratch_strength"] = round(scratch, 3)
-                out["settled_over_scratch"] = round(float(s[n // 2:].mean()) / max(scratch, 1e-6), 4)
+                out["settled_over_scratch"] = round(float(s[n // 2 :].mean()) / max(scratch, 1e-6), 4)
             if n >= 4:
                 q = n // 4
                 out["growth"] = round(float(s[-q:].mean() / max(s[:q].mean(), 1e-6)), 4)
@@ -150,17 +160,25 @@ def report_figure(metrics: Metrics, title: str = "", columns: int = 4) -> np.nda
         th = raw.shape[0]
         cell = np.full((th + label_h, pair_w, 3), 255, np.uint8)
         cell[label_h:, :THUMB_WIDTH] = raw
-        cell[label_h:, THUMB_WIDTH + 8:THUMB_WIDTH + 8 + THUMB_WIDTH] = out
+        cell[label_h:, THUMB_WIDTH + 8 : THUMB_WIDTH + 8 + THUMB_WIDTH] = out
         s = metrics.strength[metrics.index.index(index)] if index in metrics.index else float("nan")
-        cv2.putText(cell, f"frame {index}: input | output (strength {s:.1f})", (2, 13), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            cell,
+            f"frame {index}: input | output (strength {s:.1f})",
+            (2, 13),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
         cells.append(cell)
     rows = []
     for i in range(0, len(cells), per_row):
-        row = np.full((max(c.shape[0] for c in cells[i:i + per_row]), width, 3), 255, np.uint8)
+        row = np.full((max(c.shape[0] for c in cells[i : i + per_row]), width, 3), 255, np.uint8)
         x = 4
-        for c in cells[i:i + per_row]:
-            row[:c.shape[0], x:x + c.shape[1]] = c
+        for c in cells[i : i + per_row]:
+            row[: c.shape[0], x : x + c.shape[1]] = c
             x += c.shape[1] + 8
         rows.append(row)
     rows.append(_plot(metrics, width, title))
@@ -176,12 +194,24 @@ def _plot(metrics: Metrics, width: int, title: str, height: int = 260) -> np.nda
     pw, ph = width - left - right, height - top - bottom
     cv2.rectangle(img, (left, top), (left + pw, top + ph), (160, 160, 160), 1)
     summary = metrics.summary()
-    head = "  ".join(f"{k} {v:g}" for k, v in summary.items() if k in (
-        "flicker", "settled_over_scratch", "growth", "moving_over_static", "drift_per_100_frames"))
-    cv2.putText(img, (title + "  " if title else "") + head, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
-                cv2.LINE_AA)
-    cv2.putText(img, "strength |out-in| (blue, left)   flicker per frame, 1 = source (red, right)", (4, 32),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.4, (60, 60, 60), 1, cv2.LINE_AA)
+    head = "  ".join(
+        f"{k} {v:g}"
+        for k, v in summary.items()
+        if k in ("flicker", "settled_over_scratch", "growth", "moving_over_static", "drift_per_100_frames")
+    )
+    cv2.putText(
+        img, (title + "  " if title else "") + head, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+    )
+    cv2.putText(
+        img,
+        "strength |out-in| (blue, left)   flicker per frame, 1 = source (red, right)",
+        (4, 32),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.4,
+        (60, 60, 60),
+        1,
+        cv2.LINE_AA,
+    )
     if not metrics.index:
         return img
     i0, i1 = min(metrics.index), max(max(metrics.index), min(metrics.index) + 1)
@@ -204,8 +234,9 @@ def _plot(metrics: Metrics, width: int, title: str, height: int = 260) -> np.nda
     series(flick, f_max, (220, 40, 40))
     if metrics.scratch:
         for i, v in metrics.scratch.items():  # from-scratch strength of the sampled frames
-            cv2.drawMarker(img, (xpos(i), round(top + ph - min(v / s_max, 1.0) * ph)), (40, 80, 220),
-                           cv2.MARKER_CROSS, 8, 1)
+            cv2.drawMarker(
+                img, (xpos(i), round(top + ph - min(v / s_max, 1.0) * ph)), (40, 80, 220), cv2.MARKER_CROSS, 8, 1
+            )
     y1 = top + ph - round(1.0 / f_max * ph)
     cv2.line(img, (left, y1), (left + pw, y1), (240, 170, 170), 1)  # flicker 1 = as steady as the source
     font = cv2.FONT_HERSHEY_SIMPLEX

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ConfigError, ModelError
 
@@ -67,6 +68,7 @@ def import_tensorflow() -> Any:
         raise ModelError(f"TensorFlow cannot be imported ({err}): use `pip install tensorflow`") from None
     _TF = tf
     return tf
+
 
 def _gpu_memory_growth(tf: Any) -> None:
     """Let TensorFlow take GPU memory as it needs it instead of all of it at once.
@@ -259,7 +261,8 @@ register(
         to_input=_identity,  # MobileNetV2 wants [-1, 1]
         keras_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
         keras_download=_keras_download(_mobilenet_v2),
-        install_hint="connect once to let Keras download them, or pass --weights PATH to a local MobileNetV2 no-top file",
+        install_hint="connect once to let Keras download them, or pass --weights PATH to a local MobileNetV2 no-top "
+        "file",
     )
 )
 
@@ -312,13 +315,13 @@ def check_layers(spec: ModelSpec, layers: tuple[str, ...] | None) -> tuple[str, 
         if owner is not None:  # e.g. InceptionV3's mixed3 asked of the offline fallback: name the real problem
             source = find_weights(owner)
             if source.kind in ("local", "installed", "cached", "bundled"):
-                raise ModelError(f"unknown layer {bad[0]!r} for {spec.name}: it is {owner.name}'s, "
-                                 f"use --model {owner.name}")
-            raise ModelError(f"unknown layer {bad[0]!r} for {spec.name}: it is {owner.name}'s, "
-                             f"and {owner.name} is {source.detail}")
-        raise ModelError(
-            f"unknown layer {bad[0]!r} for {spec.name}: use one of {', '.join(spec.layers)}"
-        )
+                raise ModelError(
+                    f"unknown layer {bad[0]!r} for {spec.name}: it is {owner.name}'s, use --model {owner.name}"
+                )
+            raise ModelError(
+                f"unknown layer {bad[0]!r} for {spec.name}: it is {owner.name}'s, and {owner.name} is {source.detail}"
+            )
+        raise ModelError(f"unknown layer {bad[0]!r} for {spec.name}: use one of {', '.join(spec.layers)}")
     return chosen
 
 
@@ -448,7 +451,9 @@ def find_weights(spec: ModelSpec, explicit: str | Path | None = None, *, env: bo
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise ModelError(f"weights file {str(path)!r} not found: check the path given to --weights / DREAMVIDEO_WEIGHTS")
+            raise ModelError(
+                f"weights file {str(path)!r} not found: check the path given to --weights / DREAMVIDEO_WEIGHTS"
+            )
         return WeightsSource("local", path, f"local file {path}")
     installed = installed_weights(spec)
     if installed is not None:
@@ -463,9 +468,13 @@ def find_weights(spec: ModelSpec, explicit: str | Path | None = None, *, env: bo
         reason = offline_reason(spec)
         if reason:
             return WeightsSource("offline", None, f"not available offline ({reason}): {install_fix(spec)}")
-        return WeightsSource("download", None, f"not downloaded yet: Keras fetches them into {keras_cache_dir()} on "
-                                               f"first use (needs the internet); offline, use "
-                                               f"`dreamvideo models install {spec.name} FILE`")
+        return WeightsSource(
+            "download",
+            None,
+            f"not downloaded yet: Keras fetches them into {keras_cache_dir()} on "
+            f"first use (needs the internet); offline, use "
+            f"`dreamvideo models install {spec.name} FILE`",
+        )
     return WeightsSource("none", None, spec.install_hint)
 
 
@@ -519,16 +528,20 @@ def download_weights(spec: ModelSpec) -> Any:
     assert spec.keras_download is not None
     reason = offline_reason(spec)
     if reason:
-        raise ModelError(f"{spec.name} ImageNet weights are not available offline ({reason}): {install_fix(spec)}, "
-                         f"or use --model {FALLBACK_MODEL} (bundled)")
+        raise ModelError(
+            f"{spec.name} ImageNet weights are not available offline ({reason}): {install_fix(spec)}, "
+            f"or use --model {FALLBACK_MODEL} (bundled)"
+        )
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             return spec.keras_download()
     except Exception as err:  # offline: a plain Exception "URL fetch failure ..." within a second
         reason = _download_reason(err)
         _record_failed_download(spec, reason)
-        raise ModelError(f"{spec.name} ImageNet weights are not available offline (download failed: {reason}; "
-                         f"not tried again): {install_fix(spec)}, or use --model {FALLBACK_MODEL} (bundled)") from None
+        raise ModelError(
+            f"{spec.name} ImageNet weights are not available offline (download failed: {reason}; "
+            f"not tried again): {install_fix(spec)}, or use --model {FALLBACK_MODEL} (bundled)"
+        ) from None
 
 
 def install_weights(name: str, file: str | Path) -> Path:
@@ -550,11 +563,13 @@ def install_weights(name: str, file: str | Path) -> Path:
     spec = get_spec(name)
     src = Path(file).expanduser()
     if not src.is_file():
-        raise ModelError(f"weights file {str(src)!r} not found: "
-                         f"give the path of {spec.name}'s no-top weights (.h5 or .weights.h5)")
+        raise ModelError(
+            f"weights file {str(src)!r} not found: give the path of {spec.name}'s no-top weights (.h5 or .weights.h5)"
+        )
     if not (src.name.endswith(".h5") or src.name.endswith(".hdf5")):
-        raise ModelError(f"{str(src)!r} is not a Keras weights file: "
-                         f"give {spec.name}'s no-top weights (.h5 or .weights.h5)")
+        raise ModelError(
+            f"{str(src)!r} is not a Keras weights file: give {spec.name}'s no-top weights (.h5 or .weights.h5)"
+        )
     import_tensorflow()
     _load_from(spec, WeightsSource("local", src, f"local file {src}"))  # ModelError when it does not fit
     legacy = not src.name.endswith(".weights.h5")
@@ -576,8 +591,9 @@ def install_weights(name: str, file: str | Path) -> Path:
             raise ModelError(f"copying {src} to {target.parent} changed its bytes: check the disk and try again")
         os.replace(tmp, target)
     except OSError as err:
-        raise ModelError(f"cannot install into {target.parent} ({err.strerror or err}): "
-                         "set DREAMVIDEO_CACHE to a writable folder") from None
+        raise ModelError(
+            f"cannot install into {target.parent} ({err.strerror or err}): set DREAMVIDEO_CACHE to a writable folder"
+        ) from None
     other = installed_path(spec, not legacy)
     other.unlink(missing_ok=True)  # one installed file per model: the new one wins
     return target
@@ -605,7 +621,11 @@ def _load_from(spec: ModelSpec, source: WeightsSource) -> Any:
             model = spec.build(str(path))
         # Keras warns (rather than fails) when parts of a file do not match and keeps random
         # weights there: that is a model with random layers, which we never accept silently.
-        partial = [w for w in caught if any(k in str(w.message) for k in ("freshly-initialized", "could not be loaded", "Skipping"))]
+        partial = [
+            w
+            for w in caught
+            if any(k in str(w.message) for k in ("freshly-initialized", "could not be loaded", "Skipping"))
+        ]
         if partial:
             raise ValueError(str(partial[0].message).splitlines()[0])
         return model
@@ -666,8 +686,11 @@ def _load_model(name: str | None, weights: str | Path | None = None) -> LoadedMo
             loaded = _load_model(FALLBACK_MODEL)  # under the caller's precision policy
             why = offline_reason(spec) or "no file here"
             title = spec.description.split(" ", 1)[0]  # "InceptionV3"
-            loaded.notes.insert(0, f"using {FALLBACK_MODEL} (bundled): no {title} weights here ({why}); "
-                                   f"for the classic look, {install_fix(spec)}")
+            loaded.notes.insert(
+                0,
+                f"using {FALLBACK_MODEL} (bundled): no {title} weights here ({why}); "
+                f"for the classic look, {install_fix(spec)}",
+            )
         return loaded
 
     spec = get_spec(name)
@@ -680,6 +703,10 @@ def _load_model(name: str | None, weights: str | Path | None = None) -> LoadedMo
     if source.kind in ("download", "offline"):
         model = download_weights(spec)
         cached = keras_cache_dir() / (spec.keras_file or "")
-        return LoadedModel(spec, model, WeightsSource("cached", cached, f"downloaded into {cached}"),
-                           [f"downloaded {spec.name} weights into {cached}"])
+        return LoadedModel(
+            spec,
+            model,
+            WeightsSource("cached", cached, f"downloaded into {cached}"),
+            [f"downloaded {spec.name} weights into {cached}"],
+        )
     raise ModelError(f"no weights for {spec.name}: {spec.install_hint}")

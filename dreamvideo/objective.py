@@ -93,8 +93,10 @@ def plan(spec: Any, layers: tuple[str, ...] | None, dream_class: int | None = No
     if dream_class is not None:
         if not spec.class_layer:
             able = ", ".join(class_models()) or "none registered"
-            raise ModelError(f"dream_class needs a model that carries its ImageNet classifier, and {spec.name} here "
-                             f"does not: use --model {able.split(', ')[0]} (models with one: {able})")
+            raise ModelError(
+                f"dream_class needs a model that carries its ImageNet classifier, and {spec.name} here "
+                f"does not: use --model {able.split(', ')[0]} (models with one: {able})"
+            )
         terms.append(Term("class", spec.class_layer, int(dream_class), 1.0))
     return tuple(terms)
 
@@ -118,7 +120,7 @@ def fit_guide(guide: np.ndarray, height: int, width: int) -> np.ndarray:
     interp = cv2.INTER_AREA if cover < 1 else cv2.INTER_CUBIC
     big = cv2.resize(np.asarray(guide, np.float32), (nw, nh), interpolation=interp)
     y, x = (nh - h) // 2, (nw - w) // 2
-    return np.ascontiguousarray(big[y:y + h, x:x + w])
+    return np.ascontiguousarray(big[y : y + h, x : x + w])
 
 
 class ObjectiveGraph:
@@ -127,8 +129,14 @@ class ObjectiveGraph:
     ``outputs`` names the feature model's outputs in order; ``channels`` maps each to its width.
     """
 
-    def __init__(self, terms: tuple[Term, ...], outputs: tuple[str, ...], channels: dict[str, int],
-                 guided: tuple[str, ...], loss: str):
+    def __init__(
+        self,
+        terms: tuple[Term, ...],
+        outputs: tuple[str, ...],
+        channels: dict[str, int],
+        guided: tuple[str, ...],
+        loss: str,
+    ):
         import tensorflow as tf
 
         self.terms, self.outputs, self.guided, self.loss = terms, outputs, guided, loss
@@ -136,15 +144,23 @@ class ObjectiveGraph:
             width = channels[t.layer]
             if t.index is not None and not 0 <= t.index < width:
                 what = "channel" if t.kind == "channel" else "class"
-                raise ModelError(f"{what} {t.index} of {t.layer} does not exist: {t.layer} has {width} "
-                                 f"{'channels' if t.kind == 'channel' else 'classes'}, use 0..{width - 1}")
+                raise ModelError(
+                    f"{what} {t.index} of {t.layer} does not exist: {t.layer} has {width} "
+                    f"{'channels' if t.kind == 'channel' else 'classes'}, use 0..{width - 1}"
+                )
         self.default_weights = np.array([t.weight for t in terms], np.float32)
         self.weights = tf.Variable(self.default_weights, trainable=False, name="term_weights")
         self.guide_weight = tf.Variable(0.0, trainable=False, name="guide_weight")
         # One [M, C] matrix of guide feature vectors per guided layer; M changes with the frame size.
-        self.guide = {name: tf.Variable(tf.zeros([1, channels[name]]), trainable=False,
-                                        shape=tf.TensorShape([None, channels[name]]), name=f"guide_{name}")
-                      for name in guided}
+        self.guide = {
+            name: tf.Variable(
+                tf.zeros([1, channels[name]]),
+                trainable=False,
+                shape=tf.TensorShape([None, channels[name]]),
+                name=f"guide_{name}",
+            )
+            for name in guided
+        }
         self._guide_size: tuple[int, int] | None = None
 
     def __call__(self, acts: list[Any]) -> Any:
@@ -205,9 +221,6 @@ class ObjectiveGraph:
         self.guide_weight.assign(float(guide_weight) if self.guided else 0.0)
 
 
-
-
-
 def layer_channels(spec: Any) -> dict[str, int]:
     """Each dreamable layer's channel count, from the model built without weights (no download)."""
     from .model import import_tensorflow
@@ -217,5 +230,14 @@ def layer_channels(spec: Any) -> dict[str, int]:
     return {name: int(model.get_layer(name).output.shape[-1]) for name in spec.layers}
 
 
-__all__ = ["Term", "parse_layer_spec", "plan", "guide_layers", "fit_guide", "class_models", "ObjectiveGraph",
-           "layer_channels", "MAX_WEIGHT"]
+__all__ = [
+    "Term",
+    "parse_layer_spec",
+    "plan",
+    "guide_layers",
+    "fit_guide",
+    "class_models",
+    "ObjectiveGraph",
+    "layer_channels",
+    "MAX_WEIGHT",
+]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .config import Settings, merge
 from .errors import ConfigError
@@ -79,10 +80,12 @@ def read_toml(path: Path) -> dict[str, Any]:
         why = err.strerror or err.__class__.__name__
         raise ConfigError(f"{path}: cannot be read ({why}): check the file") from None
     if len(raw) > MAX_TOML_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_TOML_BYTES // (1024 * 1024)} MiB, far beyond any preset or "
-                          "manifest: check that this is the right file")
+        raise ConfigError(
+            f"{path}: larger than {MAX_TOML_BYTES // (1024 * 1024)} MiB, far beyond any preset or "
+            "manifest: check that this is the right file"
+        )
     if raw.startswith(_BOM):
-        raw = raw[len(_BOM):]
+        raw = raw[len(_BOM) :]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -93,11 +96,13 @@ def read_toml(path: Path) -> dict[str, Any]:
         first = str(err).splitlines()[0] if str(err) else "syntax error"
         raise ConfigError(f"{path}: not valid TOML ({first}): fix the syntax") from None
     except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a preset or manifest (over {MAX_TOML_DEPTH} levels): "
-                          "check the file") from None
+        raise ConfigError(
+            f"{path}: nested too deeply to be a preset or manifest (over {MAX_TOML_DEPTH} levels): check the file"
+        ) from None
     if _depth(data) > MAX_TOML_DEPTH:
-        raise ConfigError(f"{path}: nested too deeply to be a preset or manifest (over {MAX_TOML_DEPTH} levels): "
-                          "check the file")
+        raise ConfigError(
+            f"{path}: nested too deeply to be a preset or manifest (over {MAX_TOML_DEPTH} levels): check the file"
+        )
     return data
 
 

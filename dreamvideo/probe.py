@@ -219,9 +219,7 @@ def _parse(path: Path, text: str) -> dict:
     audio = [s for s in streams if s.group("kind") == "Audio"]
     out: dict = {"format": fmt, "has_video": bool(video), "has_audio": bool(audio)}
     m_d = _DURATION_RE.search(text)
-    out["duration"] = (
-        int(m_d.group("h")) * 3600 + int(m_d.group("m")) * 60 + float(m_d.group("s")) if m_d else None
-    )
+    out["duration"] = int(m_d.group("h")) * 3600 + int(m_d.group("m")) * 60 + float(m_d.group("s")) if m_d else None
     out["still"] = fmt in _STILL_FORMATS or fmt.endswith(_STILL_SUFFIX)
     if video:
         rest = video[0].group("rest")
@@ -268,8 +266,10 @@ def probe(path: str | Path) -> MediaInfo:
                 n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
                 frame_count = int(n) if n and n > 0 else None
                 # Cross-check: OpenCV's double must agree with ffmpeg's 2-decimal print (0.01 fps).
-                if cv_fps and cv_fps > 0 and (
-                    info["fps_text"] is None or abs(cv_fps - info["fps_text"]) < 0.01 + 1e-3 * cv_fps
+                if (
+                    cv_fps
+                    and cv_fps > 0
+                    and (info["fps_text"] is None or abs(cv_fps - info["fps_text"]) < 0.01 + 1e-3 * cv_fps)
                 ):
                     fps = snap_fps(cv_fps)
         finally:
@@ -282,9 +282,7 @@ def probe(path: str | Path) -> MediaInfo:
         frame_count = 1
 
     if size is None:
-        raise InputError(
-            f"{str(p)!r} has a video stream of unknown size: re-encode it, e.g. with ffmpeg -i IN OUT.mp4"
-        )
+        raise InputError(f"{str(p)!r} has a video stream of unknown size: re-encode it, e.g. with ffmpeg -i IN OUT.mp4")
     w, h = size
     if rotation in (90, 270):
         w, h = h, w

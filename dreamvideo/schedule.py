@@ -38,11 +38,11 @@ from __future__ import annotations
 import bisect
 import difflib
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -119,9 +119,13 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if not self.times or len(self.times) != len(self.values):
-            raise ConfigError(f"bad schedule for {self.name}: needs as many values as times, at least one; expected {SCHEDULE_FORM}")
+            raise ConfigError(
+                f"bad schedule for {self.name}: needs as many values as times, at least one; expected {SCHEDULE_FORM}"
+            )
         if any(b <= a for a, b in zip(self.times, self.times[1:])) or self.times[0] < 0:
-            raise ConfigError(f"bad schedule for {self.name}: times must be >= 0 and increasing; expected {SCHEDULE_FORM}")
+            raise ConfigError(
+                f"bad schedule for {self.name}: times must be >= 0 and increasing; expected {SCHEDULE_FORM}"
+            )
 
     @property
     def spec(self) -> str:
@@ -306,9 +310,7 @@ def _check_unique(schedules: Sequence[Schedule], reactions: Sequence[Reaction]) 
             if item.name in seen:
                 other = seen[item.name]
                 what = f"two {kind}s" if other == kind else "both a schedule and a reaction"
-                raise ConfigError(
-                    f"{item.name} is given {what}: use one schedule or one reaction per setting"
-                )
+                raise ConfigError(f"{item.name} is given {what}: use one schedule or one reaction per setting")
             seen[item.name] = kind
 
 
@@ -338,7 +340,7 @@ class Timeline:
         reactions: Sequence[Reaction],
         fps: Fraction,
         n_frames: int,
-        features: "AudioFeatures | None" = None,
+        features: AudioFeatures | None = None,
     ):
         self.schedules = list(schedules)
         self.reactions = list(reactions)
@@ -407,27 +409,34 @@ class Timeline:
                 return np.array([s.value_at(self.time(n)) for n in range(self.n_frames)])
         if name in self._reacted:
             return self._reacted[name].copy()
-        raise ConfigError(f"{name!r} is not scheduled or reactive in this render: driven settings are {', '.join(self.names) or 'none'}")
+        raise ConfigError(
+            f"{name!r} is not scheduled or reactive in this render: driven settings are "
+            f"{', '.join(self.names) or 'none'}"
+        )
 
     def describe(self) -> list[dict]:
         """JSON-friendly description for the settings file beside a render."""
         out: list[dict] = []
         for s in self.schedules:
-            out.append({
-                "setting": s.name,
-                "kind": "schedule",
-                "spec": s.spec,
-                "keyframes": [[t, v] for t, v in zip(s.times, s.values)],
-                "interpolation": "smooth" if s.smooth else "linear",
-            })
+            out.append(
+                {
+                    "setting": s.name,
+                    "kind": "schedule",
+                    "spec": s.spec,
+                    "keyframes": [[t, v] for t, v in zip(s.times, s.values)],
+                    "interpolation": "smooth" if s.smooth else "linear",
+                }
+            )
         for r in self.reactions:
-            out.append({
-                "setting": r.name,
-                "kind": "react",
-                "spec": r.spec,
-                "feature": r.feature,
-                "lo": r.lo,
-                "hi": r.hi,
-                "smoothing": r.smoothing,
-            })
+            out.append(
+                {
+                    "setting": r.name,
+                    "kind": "react",
+                    "spec": r.spec,
+                    "feature": r.feature,
+                    "lo": r.lo,
+                    "hi": r.hi,
+                    "smoothing": r.smoothing,
+                }
+            )
         return out

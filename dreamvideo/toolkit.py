@@ -38,9 +38,25 @@ NoteFn = Callable[[str], None]  # one notice, one line
 
 IMAGE_KINDS = ("image",)  # output kinds the image driver writes
 __all__ = [
-    "IMAGE_KINDS", "VIDEO_KINDS", "NoteFn", "OutputTarget", "ProgressFn", "RenderResult", "RunContext",
-    "build_timeline", "dream_params", "frame_settings", "match_color", "noop", "output_target",
-    "report_path", "seed_for_frame", "settings_path", "to_uint8", "versions", "write_settings_file",
+    "IMAGE_KINDS",
+    "VIDEO_KINDS",
+    "NoteFn",
+    "OutputTarget",
+    "ProgressFn",
+    "RenderResult",
+    "RunContext",
+    "build_timeline",
+    "dream_params",
+    "frame_settings",
+    "match_color",
+    "noop",
+    "output_target",
+    "report_path",
+    "seed_for_frame",
+    "settings_path",
+    "to_uint8",
+    "versions",
+    "write_settings_file",
 ]
 
 
@@ -152,8 +168,14 @@ def write_settings_file(output: str | Path | OutputTarget, settings: Settings, e
     shown = output.path if isinstance(output, OutputTarget) else output
     from .model import device_description  # every render has TensorFlow loaded by the time it writes this
 
-    doc = {"output": str(shown), "settings": settings.to_dict(), "digest": settings.digest(), "versions": versions(),
-           "device": device_description(), **extra}
+    doc = {
+        "output": str(shown),
+        "settings": settings.to_dict(),
+        "digest": settings.digest(),
+        "versions": versions(),
+        "device": device_description(),
+        **extra,
+    }
     try:
         write_atomic(path, json.dumps(doc, indent=2, default=str))
     except OSError as err:  # a full disk, a removed folder: one line that says which
@@ -171,8 +193,15 @@ class RunContext:
     ``{"batch": {...}}``); they are written with the driver's own keys, once, at ``finish``.
     """
 
-    def __init__(self, target: OutputTarget, settings: Settings, *, command: str | None = None,
-                 on_note: NoteFn = noop, record: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        target: OutputTarget,
+        settings: Settings,
+        *,
+        command: str | None = None,
+        on_note: NoteFn = noop,
+        record: Mapping[str, Any] | None = None,
+    ) -> None:
         self.target = target
         self.settings = settings
         self.command = command
@@ -191,8 +220,14 @@ class RunContext:
         """Wall time since the context was made."""
         return time.perf_counter() - self.started
 
-    def open_work(self, source: Any, resume: bool = True, *, limit: int | None = None,
-                  plan: tuple[int | None, tuple[int, int]] | None = None) -> int:
+    def open_work(
+        self,
+        source: Any,
+        resume: bool = True,
+        *,
+        limit: int | None = None,
+        plan: tuple[int | None, tuple[int, int]] | None = None,
+    ) -> int:
         """Open the work folder beside the output (resume.WorkDir: it takes the output's lock, so a
         second render of the same output fails with BusyError) and note a restart or a resume.
 
@@ -277,15 +312,23 @@ def dream_params(frame: Settings, *, warm: bool, step_scale: float | None = None
         return DreamParams.from_config(d)
     scale = v.warm_step_scale if step_scale is None else float(step_scale)
     steps = v.warm_steps if d.steps > 0 else 0
-    return DreamParams.from_config(d, steps=steps, step_size=float(d.step_size) * scale,
-                                   octaves=min(int(v.warm_octaves), int(d.octaves)))
+    return DreamParams.from_config(
+        d, steps=steps, step_size=float(d.step_size) * scale, octaves=min(int(v.warm_octaves), int(d.octaves))
+    )
 
 
 # --- schedules and reactions ---------------------------------------------------------------------
 
 
-def build_timeline(settings: Settings, media: Path | None, fps: Fraction, n_frames: int | None, start: float,
-                   duration: float | None = None, cache: Path | None = None) -> Any:
+def build_timeline(
+    settings: Settings,
+    media: Path | None,
+    fps: Fraction,
+    n_frames: int | None,
+    start: float,
+    duration: float | None = None,
+    cache: Path | None = None,
+) -> Any:
     """Per-frame values from schedules and audio reactions (schedule.Timeline), or None when there are none.
 
     Reactions analyse the sound of ``media`` (the input video, or zoom's sound track) from ``start``

@@ -131,8 +131,9 @@ def step_transform(
     (``zoom_per_second``, ``rotate_per_second`` from a schedule or audio reaction) applied."""
     values = values or {}
     dt = float(1 / Fraction(fps))  # Fraction takes a float exactly
-    return camera_matrix(dt, size, zoom, zoom_per_second=values.get("zoom_per_second"),
-                         rotate_per_second=values.get("rotate_per_second"))
+    return camera_matrix(
+        dt, size, zoom, zoom_per_second=values.get("zoom_per_second"), rotate_per_second=values.get("rotate_per_second")
+    )
 
 
 def transform(img: np.ndarray, M: np.ndarray) -> np.ndarray:
@@ -206,7 +207,7 @@ def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     big = cv2.resize(img, (nw, nh), interpolation=interp)
     x, y = (nw - w) // 2, (nh - h) // 2
-    return np.ascontiguousarray(big[y:y + h, x:x + w])
+    return np.ascontiguousarray(big[y : y + h, x : x + w])
 
 
 def start_image(input: Path | None, settings: Settings) -> np.ndarray:
@@ -414,12 +415,23 @@ def render_zoom(
     assert work is not None
     audio_from = soundtrack if (soundtrack is not None and settings.encode.audio) else None
     steps = _Steps()
-    with work.discard_if_empty(), open_writer(
-        target.path, fps, (w, h), crf=settings.encode.crf, encoder_preset=settings.encode.encoder_preset,
-        audio_from=audio_from, audio_start=0.0, audio_duration=float(n / fps), kind=target.kind,
-    ) as writer:
-        timeline = build_timeline(settings, soundtrack, fps, total, 0.0, float(Fraction(total) / fps),
-                                  cache=work.root / "features.npz")
+    with (
+        work.discard_if_empty(),
+        open_writer(
+            target.path,
+            fps,
+            (w, h),
+            crf=settings.encode.crf,
+            encoder_preset=settings.encode.encoder_preset,
+            audio_from=audio_from,
+            audio_start=0.0,
+            audio_duration=float(n / fps),
+            kind=target.kind,
+        ) as writer,
+    ):
+        timeline = build_timeline(
+            settings, soundtrack, fps, total, 0.0, float(Fraction(total) / fps), cache=work.root / "features.npz"
+        )
 
         def emit(frame: np.ndarray) -> None:
             writer.write(frame)
@@ -463,24 +475,48 @@ def render_zoom(
     summary = steps.summary()
     if not z.loop:
         summary.pop("seam", None)
-    path = run.finish({
-        "input": str(input) if input is not None else None, "input_identity": source["input"],
-        "noise": bool(z.noise),
-        "model": engine.name, "layers": list(engine.layers), "weights": engine.loaded.source.detail,
-        "fps": f"{fps.numerator}/{fps.denominator}", "frames": n, "size": [w, h],
-        "audio": str(audio_from) if audio_from is not None else None,
-        "soundtrack": str(soundtrack) if soundtrack is not None else None,
-        "loop": {"method": "tail-into-head cross-fade of an N+L chain", "fade_frames": fade,
-                 "rendered_frames": total} if z.loop else None,
-        "zoom_per_frame": z.zoom_per_second ** float(1 / fps),
-        "resumed_frames": done, "seconds": round(seconds, 3),
-        "seconds_per_frame": round(seconds / max(total - done, 1), 4), "metrics": summary,
-        "timeline": timeline.describe() if timeline is not None else [],
-    })
+    path = run.finish(
+        {
+            "input": str(input) if input is not None else None,
+            "input_identity": source["input"],
+            "noise": bool(z.noise),
+            "model": engine.name,
+            "layers": list(engine.layers),
+            "weights": engine.loaded.source.detail,
+            "fps": f"{fps.numerator}/{fps.denominator}",
+            "frames": n,
+            "size": [w, h],
+            "audio": str(audio_from) if audio_from is not None else None,
+            "soundtrack": str(soundtrack) if soundtrack is not None else None,
+            "loop": {
+                "method": "tail-into-head cross-fade of an N+L chain",
+                "fade_frames": fade,
+                "rendered_frames": total,
+            }
+            if z.loop
+            else None,
+            "zoom_per_frame": z.zoom_per_second ** float(1 / fps),
+            "resumed_frames": done,
+            "seconds": round(seconds, 3),
+            "seconds_per_frame": round(seconds / max(total - done, 1), 4),
+            "metrics": summary,
+            "timeline": timeline.describe() if timeline is not None else [],
+        }
+    )
     return RenderResult(target.path, w, h, n, engine.name, seconds, path, done, summary, run.notes)
 
 
 __all__ = [
-    "camera_matrix", "step_transform", "transform", "frame_count", "loop_frame_count", "noise_image",
-    "fit_to_size", "start_image", "dream_frame", "camera_only", "loop_mix", "render_zoom",
+    "camera_matrix",
+    "step_transform",
+    "transform",
+    "frame_count",
+    "loop_frame_count",
+    "noise_image",
+    "fit_to_size",
+    "start_image",
+    "dream_frame",
+    "camera_only",
+    "loop_mix",
+    "render_zoom",
 ]

@@ -57,7 +57,7 @@ def track(sr: int = SAMPLE_RATE) -> np.ndarray:
         for t in times:
             i = int(round(t * sr))
             n = min(len(sound), len(out) - i)
-            out[i:i + n] += sound[:n]
+            out[i : i + n] += sound[:n]
     return np.clip(out, -1.0, 1.0)
 
 
@@ -76,11 +76,43 @@ def main(output: Path = OUTPUT) -> Path:
         wav = Path(tmp) / "beat.wav"
         write_wav(wav, track())
         partial = output.with_name(f".{output.stem}.partial{output.suffix}")
-        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-                        "-i", str(VIDEO), "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-                        "-c:a", "aac", "-b:a", "64k", "-ac", "1", "-t", str(SECONDS), "-map_metadata", "-1",
-                        "-fflags", "+bitexact", "-flags:a", "+bitexact", "-movflags", "+faststart", str(partial)],
-                       check=True)
+        subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(VIDEO),
+                "-i",
+                str(wav),
+                "-map",
+                "0:v:0",
+                "-map",
+                "1:a:0",
+                "-c:v",
+                "copy",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "64k",
+                "-ac",
+                "1",
+                "-t",
+                str(SECONDS),
+                "-map_metadata",
+                "-1",
+                "-fflags",
+                "+bitexact",
+                "-flags:a",
+                "+bitexact",
+                "-movflags",
+                "+faststart",
+                str(partial),
+            ],
+            check=True,
+        )
         os.replace(partial, output)
     return output
 

@@ -24,8 +24,9 @@ INCEPTION_WEIGHTS = WEIGHTS / "inception_v3_notop_imagenet_to_mixed5.weights.h5"
 
 # Skip markers for whole tests; `need(path)` skips from inside a test or fixture for one file.
 # (conftest.py's `media` and `inception_weights` fixtures do the same and hand the test the path.)
-needs_media = pytest.mark.skipif(not MEDIA.is_dir(),
-                                 reason=f"shared media not found at {MEDIA} (set DREAMVIDEO_SHARED)")
+needs_media = pytest.mark.skipif(
+    not MEDIA.is_dir(), reason=f"shared media not found at {MEDIA} (set DREAMVIDEO_SHARED)"
+)
 
 
 def need(path: Path) -> Path:
@@ -55,8 +56,15 @@ def ffmpeg(*args: str) -> None:
         raise AssertionError(f"ffmpeg {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
 
 
-def make_clip(path: Path, *, seconds: float = 1.0, fps: str = "10", size: str = "96x64", audio: bool = False,
-              src: str = "testsrc2") -> Path:
+def make_clip(
+    path: Path,
+    *,
+    seconds: float = 1.0,
+    fps: str = "10",
+    size: str = "96x64",
+    audio: bool = False,
+    src: str = "testsrc2",
+) -> Path:
     """A synthetic clip made with ffmpeg's lavfi sources (optionally with a 440 Hz tone)."""
     args = ["-f", "lavfi", "-i", f"{src}=size={size}:rate={fps}:duration={seconds}"]
     if audio:
@@ -68,20 +76,29 @@ def make_clip(path: Path, *, seconds: float = 1.0, fps: str = "10", size: str = 
     return path
 
 
-def panning_clip(path: Path, image: np.ndarray, *, frames: int = 12, fps: str = "10", step: int = 3,
-                 size: tuple[int, int] = (128, 96), audio_seconds: float | None = None) -> Path:
+def panning_clip(
+    path: Path,
+    image: np.ndarray,
+    *,
+    frames: int = 12,
+    fps: str = "10",
+    step: int = 3,
+    size: tuple[int, int] = (128, 96),
+    audio_seconds: float | None = None,
+) -> Path:
     """A clip that pans across a real image by ``step`` px per frame (known motion); size is (w, h)."""
     import cv2
 
     w, h = size
     need_w = w + step * frames + 2
     scale = max(need_w / image.shape[1], h / image.shape[0])
-    big = cv2.resize(image, (int(image.shape[1] * scale) + 1, int(image.shape[0] * scale) + 1),
-                     interpolation=cv2.INTER_AREA)
+    big = cv2.resize(
+        image, (int(image.shape[1] * scale) + 1, int(image.shape[0] * scale) + 1), interpolation=cv2.INTER_AREA
+    )
     tmp = path.with_suffix(".frames")
     tmp.mkdir(exist_ok=True)
     for i in range(frames):
-        crop = big[:h, i * step:i * step + w]
+        crop = big[:h, i * step : i * step + w]
         cv2.imwrite(str(tmp / f"{i:04d}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
     args = ["-framerate", fps, "-i", str(tmp / "%04d.png")]
     if audio_seconds:

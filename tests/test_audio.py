@@ -147,7 +147,7 @@ def test_stereo_input_is_mixed_to_mono(track):
 
 
 def test_feature_names(track):
-    f = analyze(track[: SR], SR, Fraction(30))
+    f = analyze(track[:SR], SR, Fraction(30))
     assert f.feature("loudness") is f.loudness
     with pytest.raises(ConfigError) as err:
         f.feature("beat")
@@ -214,8 +214,10 @@ def test_plot_long_track_keeps_short_onsets_visible():
 
 
 def test_analysis_is_numpy_only():
-    code = ("import sys, dreamvideo.audio, dreamvideo.schedule; "
-            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    code = (
+        "import sys, dreamvideo.audio, dreamvideo.schedule; "
+        "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

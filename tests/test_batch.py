@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 from dreamvideo.batch import load_manifest, run_batch
 from dreamvideo.cli import app
 from dreamvideo.errors import ConfigError
-from dreamvideo.toolkit import settings_path
 from dreamvideo.resume import work_dir_for
+from dreamvideo.toolkit import settings_path
 from helpers import REPO, count_frames, folder_frames, make_clip
 
 runner = CliRunner()
@@ -64,7 +64,10 @@ def night(tmp_path: Path) -> Path:
     """A manifest of three jobs: an image, a video whose input is missing, a video."""
     _image(tmp_path / "in.png")
     make_clip(tmp_path / "clip.mp4", seconds=0.5, fps="10", size="96x64")
-    return _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+    return _write(
+        tmp_path / "night.toml",
+        TINY_DEFAULTS
+        + """
 [[job]]
 name = "still"
 kind = "image"
@@ -83,7 +86,8 @@ kind = "video"
 input = "clip.mp4"
 output = "out/clip.mp4"
 steps = 2
-""")
+""",
+    )
 
 
 def test_failed_job_is_isolated_and_rerun_skips_finished_jobs(night: Path) -> None:
@@ -144,7 +148,10 @@ def test_failed_job_is_isolated_and_rerun_skips_finished_jobs(night: Path) -> No
 
 def test_interrupted_batch_job_resumes_exactly(tmp_path: Path) -> None:
     make_clip(tmp_path / "clip.mp4", seconds=1.0, fps="10", size="96x64")
-    night = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+    night = _write(
+        tmp_path / "night.toml",
+        TINY_DEFAULTS
+        + """
 [[job]]
 kind = "video"
 input = "clip.mp4"
@@ -154,7 +161,8 @@ output = "out/frames/"
 kind = "video"
 input = "clip.mp4"
 output = "out/reference/"
-""")
+""",
+    )
 
     def crash_at_frame_4(done: int, total: int | None) -> None:
         if done == 4 and not (tmp_path / "out" / "reference").exists():
@@ -167,8 +175,10 @@ output = "out/reference/"
     assert "interrupted" in (tmp_path / "night.logs" / "01-frames.log").read_text()
 
     plan = run_batch(load_manifest(night), dry_run=True)
-    assert [(o.status, o.resumed_frames, o.frames) for o in plan.outcomes] == [("would-resume", 4, 10),
-                                                                               ("would-run", 0, 10)]
+    assert [(o.status, o.resumed_frames, o.frames) for o in plan.outcomes] == [
+        ("would-resume", 4, 10),
+        ("would-run", 0, 10),
+    ]
 
     events: list[str] = []
     summary = run_batch(load_manifest(night), on_event=events.append)
@@ -183,15 +193,32 @@ output = "out/reference/"
 
 # --- the real CLI, killed with SIGKILL ----------------------------------------------------------
 
-CLI_FLAGS = ["--model", "efficientnet_lite0", "--max-side", "96", "--steps", "2", "--octaves", "1",
-             "--set", "warm_steps=1", "--flow", "dis-fast"]
+CLI_FLAGS = [
+    "--model",
+    "efficientnet_lite0",
+    "--max-side",
+    "96",
+    "--steps",
+    "2",
+    "--octaves",
+    "1",
+    "--set",
+    "warm_steps=1",
+    "--flow",
+    "dis-fast",
+]
 
 
 def _cli(clip: Path, output: Path, *extra: str) -> subprocess.Popen:
     output.mkdir(parents=True, exist_ok=True)  # PNG-frames output (render.py needs the folder to exist)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "dreamvideo.cli", "video", str(clip), "-o", f"{output}/",
-                             *CLI_FLAGS, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dreamvideo.cli", "video", str(clip), "-o", f"{output}/", *CLI_FLAGS, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _kill_after(runs: list[tuple[subprocess.Popen, Path]], frames: int = 3, timeout: float = 240.0) -> list[int]:
@@ -230,8 +257,9 @@ def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_pa
     kept, kept_changed = _kill_after(runs)  # poll from the start: on a quiet machine a render takes < 1 s
     assert 3 <= kept < total and 3 <= kept_changed < total
     # What the CLI flags resolve to; the uninterrupted reference.
-    settings = Settings().replace(model="efficientnet_lite0", max_side=96, steps=2, octaves=1, warm_steps=1,
-                                  flow="dis-fast")
+    settings = Settings().replace(
+        model="efficientnet_lite0", max_side=96, steps=2, octaves=1, warm_steps=1, flow="dis-fast"
+    )
     reference.mkdir()
     assert render_video(clip, reference, settings).resumed_frames == 0
     first_old = (work_dir_for(changed) / "frames" / "000001.png").read_bytes()
@@ -278,7 +306,8 @@ def test_every_shipped_preset_loads_and_renders(tmp_path: Path) -> None:
     assert sorted(p.stem for p in PACKAGE_DIR.glob("*.toml")) == SHIPPED
     assert {p.name for p in list_presets()} >= set(SHIPPED)
     _image(tmp_path / "in.png", 64, 48)
-    jobs = "".join(f"""
+    jobs = "".join(
+        f"""
 [[job]]
 kind = "image"
 input = "in.png"
@@ -287,7 +316,9 @@ preset = "{name}"
 model = "tiny"
 layers = ["conv2"]
 max_side = 64
-""" for name in SHIPPED)
+"""
+        for name in SHIPPED
+    )
     manifest = load_manifest(_write(tmp_path / "presets.toml", jobs))
     for job in manifest.jobs:
         expected = merge(load_preset(job.preset), {"model": "tiny", "layers": ["conv2"], "max_side": 64}, "test")
@@ -305,49 +336,78 @@ max_side = 64
 PWN = "__import__('os').system('touch {marker}')"
 
 
-@pytest.mark.parametrize("body, message", [
-    ('[[job]]\nname = "beach"\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n'
-     '[[job]]\nname = "beach2"\nkind = "image"\ninput = "a.png"\noutput = "c.png"\nstepz = 4\n',
-     """night.toml: job 2 ("beach2"): unknown key 'stepz' (did you mean 'steps'?)"""),
-    ('[defaults]\ncolour = "red"\n[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n',
-     "night.toml: [defaults]: unknown key 'colour'"),
-    ('[defaults.dream]\nstepz = 3\n[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n',
-     "unknown key 'stepz' in [dream]"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n[job.video]\nblendd = 0.1\n',
-     "night.toml: job 1 (\"b\"): unknown key 'blendd' in [video]"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nrm_rf = true\n',
-     "job 1 (\"b\"): unknown key 'rm_rf'"),
-    ('[[job]]\nkind = "movie"\ninput = "a.mp4"\noutput = "b.mp4"\n', "job 1 (\"b\"): kind 'movie' is unknown"),
-    ('[[job]]\nkind = "video"\ninput = "a.mp4"\n', "job 1: missing key 'output'"),
-    ('[[job]]\nkind = "video"\noutput = "b.mp4"\n', "missing key 'input'"),
-    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.png"\n', "is not a video"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "a.png"\n', "is the input"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n'
-     '[[job]]\nkind = "image"\ninput = "c.png"\noutput = "./b.png"\n', "is also job 1 (\"b\")'s"),
-    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\naudio = "x.wav"\n',
-     "job 1 (\"b\"): audio = 'x.wav': audio is the encode setting (true/false); a zoom job's sound track is "
-     "soundtrack = 'x.wav'"),
-    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nsoundtrack = "x.wav"\n',
-     "job 1 (\"b\"): soundtrack is for zoom jobs only"),
-    ('job = "x"\n', "night.toml: job = 'x' is not a job: write each job as a [[job]] table"),
-    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nsteps = -1\n', "steps must be within 0..1000, got -1"),
-    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nmodel = "resnet"\n', "unknown model 'resnet'"),
-    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nmodel = "tiny"\nlayers = ["mixed3"]\n',
-     "unknown layer 'mixed3'"),
-    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\npreset = "clasic"\n', "unknown preset 'clasic'"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nencoder_preset = "fastest"\n',
-     "encoder_preset 'fastest' is unknown"),
-    ('[job]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n', "[[job]] (double brackets)"),
-    ('jobs = []\n', "unknown key 'jobs' (did you mean 'job'?)"),
-    ('[defaults]\nsteps = 2\n', "no jobs"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nsteps = "{pwn}"\n', "is not a whole number"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nloss = "{pwn}"\n', "loss \"__import__"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nmodel = "{pwn}"\n', "unknown model"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "{pwn}"\n', "not found"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n{pwn_key} = 1\n', "unknown key"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "evil.toml"\n',
-     "evil.toml: unknown key 'shell'"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            '[[job]]\nname = "beach"\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n'
+            '[[job]]\nname = "beach2"\nkind = "image"\ninput = "a.png"\noutput = "c.png"\nstepz = 4\n',
+            """night.toml: job 2 ("beach2"): unknown key 'stepz' (did you mean 'steps'?)""",
+        ),
+        (
+            '[defaults]\ncolour = "red"\n[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n',
+            "night.toml: [defaults]: unknown key 'colour'",
+        ),
+        (
+            '[defaults.dream]\nstepz = 3\n[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n',
+            "unknown key 'stepz' in [dream]",
+        ),
+        (
+            '[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n[job.video]\nblendd = 0.1\n',
+            "night.toml: job 1 (\"b\"): unknown key 'blendd' in [video]",
+        ),
+        (
+            '[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nrm_rf = true\n',
+            "job 1 (\"b\"): unknown key 'rm_rf'",
+        ),
+        ('[[job]]\nkind = "movie"\ninput = "a.mp4"\noutput = "b.mp4"\n', "job 1 (\"b\"): kind 'movie' is unknown"),
+        ('[[job]]\nkind = "video"\ninput = "a.mp4"\n', "job 1: missing key 'output'"),
+        ('[[job]]\nkind = "video"\noutput = "b.mp4"\n', "missing key 'input'"),
+        ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.png"\n', "is not a video"),
+        ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "a.png"\n', "is the input"),
+        (
+            '[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n'
+            '[[job]]\nkind = "image"\ninput = "c.png"\noutput = "./b.png"\n',
+            'is also job 1 ("b")\'s',
+        ),
+        (
+            '[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\naudio = "x.wav"\n',
+            "job 1 (\"b\"): audio = 'x.wav': audio is the encode setting (true/false); a zoom job's sound track is "
+            "soundtrack = 'x.wav'",
+        ),
+        (
+            '[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nsoundtrack = "x.wav"\n',
+            'job 1 ("b"): soundtrack is for zoom jobs only',
+        ),
+        ('job = "x"\n', "night.toml: job = 'x' is not a job: write each job as a [[job]] table"),
+        (
+            '[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nsteps = -1\n',
+            "steps must be within 0..1000, got -1",
+        ),
+        ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nmodel = "resnet"\n', "unknown model 'resnet'"),
+        (
+            '[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nmodel = "tiny"\nlayers = ["mixed3"]\n',
+            "unknown layer 'mixed3'",
+        ),
+        ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\npreset = "clasic"\n', "unknown preset 'clasic'"),
+        (
+            '[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nencoder_preset = "fastest"\n',
+            "encoder_preset 'fastest' is unknown",
+        ),
+        ('[job]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n', "[[job]] (double brackets)"),
+        ("jobs = []\n", "unknown key 'jobs' (did you mean 'job'?)"),
+        ("[defaults]\nsteps = 2\n", "no jobs"),
+        ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nsteps = "{pwn}"\n', "is not a whole number"),
+        ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nloss = "{pwn}"\n', 'loss "__import__'),
+        ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nmodel = "{pwn}"\n', "unknown model"),
+        ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "{pwn}"\n', "not found"),
+        ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n{pwn_key} = 1\n', "unknown key"),
+        (
+            '[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "evil.toml"\n',
+            "evil.toml: unknown key 'shell'",
+        ),
+    ],
+)
 def test_manifest_errors_name_file_job_and_key(tmp_path: Path, body: str, message: str) -> None:
     marker = tmp_path / "pwned"
     pwn = PWN.format(marker=marker)
@@ -369,7 +429,9 @@ def test_manifest_resolution_order_and_paths(tmp_path: Path) -> None:
     from dreamvideo.presets import load_preset
 
     (tmp_path / "sub").mkdir()
-    path = _write(tmp_path / "sub" / "n.toml", """
+    path = _write(
+        tmp_path / "sub" / "n.toml",
+        """
 [defaults]
 preset = "deep"
 max_side = 200
@@ -392,7 +454,8 @@ soundtrack = "track.wav"
 [job.zoom]
 seconds = 2
 fps = "24000/1001"
-""")
+""",
+    )
     a, z = load_manifest(path).jobs
     subtle, deep = load_preset("subtle"), load_preset("deep")
     assert a.name == "a" and a.folder and a.output == tmp_path / "sub" / "out" / "a"
@@ -408,7 +471,10 @@ fps = "24000/1001"
 def test_dry_run_lists_estimates_and_renders_nothing(tmp_path: Path) -> None:
     _image(tmp_path / "in.png")
     make_clip(tmp_path / "clip.mp4", seconds=0.5, fps="10", size="96x64")
-    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+    path = _write(
+        tmp_path / "night.toml",
+        TINY_DEFAULTS
+        + """
 [[job]]
 name = "still"
 kind = "image"
@@ -434,7 +500,8 @@ name = "later"
 kind = "video"
 input = "usb/later.mp4"
 output = "out/later.mp4"
-""")
+""",
+    )
     before = sorted(p.name for p in tmp_path.iterdir())
     result = runner.invoke(app, ["batch", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
@@ -464,7 +531,10 @@ def test_sample_manifest_is_valid_and_dry_runs() -> None:
 
 def test_zoom_job_renders_through_the_batch(tmp_path: Path) -> None:
     _image(tmp_path / "in.png")
-    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+    path = _write(
+        tmp_path / "night.toml",
+        TINY_DEFAULTS
+        + """
 [[job]]
 name = "dive"
 kind = "zoom"
@@ -472,7 +542,8 @@ input = "in.png"
 output = "out/dive.mp4"
 seconds = 1
 fps = 4
-""")
+""",
+    )
     summary = run_batch(load_manifest(path))
     assert [o.status for o in summary.outcomes] == ["done"], summary.outcomes[0].reason
     assert count_frames(tmp_path / "out" / "dive.mp4") == 4
@@ -485,7 +556,10 @@ def test_unexpected_exception_is_one_line_with_traceback_in_log(tmp_path: Path, 
     import dreamvideo.render as render
 
     _image(tmp_path / "in.png")
-    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+    path = _write(
+        tmp_path / "night.toml",
+        TINY_DEFAULTS
+        + """
 [[job]]
 name = "buggy"
 kind = "image"
@@ -497,7 +571,8 @@ name = "fine"
 kind = "image"
 input = "in.png"
 output = "out/fine.png"
-""")
+""",
+    )
     real = render.render_image
 
     def flaky(input, output, settings, **kw):
@@ -532,8 +607,13 @@ def test_output_over_any_jobs_input_refuses_the_whole_manifest(tmp_path: Path, s
     other = _image(tmp_path / "other.png", 64, 48)
     before = _digest(fruits)
     (tmp_path / "sub").mkdir()
-    out = {"plain": "fruits.png", "dotted": "./sub/../fruits.png", "symlink": "link.png", "hardlink": "hard.png",
-           "folder": "."}[spelling]
+    out = {
+        "plain": "fruits.png",
+        "dotted": "./sub/../fruits.png",
+        "symlink": "link.png",
+        "hardlink": "hard.png",
+        "folder": ".",
+    }[spelling]
     if spelling == "symlink":
         (tmp_path / "link.png").symlink_to(fruits)
     if spelling == "hardlink":
@@ -543,7 +623,10 @@ def test_output_over_any_jobs_input_refuses_the_whole_manifest(tmp_path: Path, s
     if spelling == "folder":  # a PNG-frames output folder that holds job 2's input
         make_clip(tmp_path / "sub" / "clip.mp4", seconds=0.2, fps="10", size="96x64")
         job_input, out = "sub/clip.mp4", "sub/"
-    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + f"""
+    path = _write(
+        tmp_path / "night.toml",
+        TINY_DEFAULTS
+        + f"""
 [[job]]
 name = "first"
 kind = "{kind}"
@@ -555,12 +638,13 @@ name = "second"
 kind = "image"
 input = "fruits.png"
 output = "second.png"
-""")
+""",
+    )
     with pytest.raises(ConfigError) as info:
         load_manifest(path)
     msg = str(info.value)
     assert msg.startswith(f'{path}: job 1 ("first"): output ') and "would overwrite" in msg, msg
-    assert ("its own input" if spelling == "folder" else "job 2 (\"second\")'s input") in msg
+    assert ("its own input" if spelling == "folder" else 'job 2 ("second")\'s input') in msg
     result = runner.invoke(app, ["batch", str(path)])
     assert result.exit_code == 1 and "would overwrite" in result.output and "Traceback" not in result.output
     assert _digest(fruits) == before and other.exists()
@@ -571,7 +655,9 @@ def test_two_jobs_writing_one_file_through_a_symlinked_folder_are_duplicates(tmp
     _image(tmp_path / "in.png")
     (tmp_path / "out").mkdir()
     (tmp_path / "alias").symlink_to(tmp_path / "out", target_is_directory=True)
-    path = _write(tmp_path / "night.toml", """
+    path = _write(
+        tmp_path / "night.toml",
+        """
 [[job]]
 kind = "image"
 input = "in.png"
@@ -582,20 +668,25 @@ name = "again"
 kind = "image"
 input = "in.png"
 output = "alias/a.png"
-""")
+""",
+    )
     with pytest.raises(ConfigError, match=r"job 2 \(\"again\"\): output '.*alias/a.png' is also job 1 \(\"a\"\)'s"):
         load_manifest(path)
 
 
 def test_failed_png_frames_job_leaves_no_folder_under_the_final_name(tmp_path: Path) -> None:
     (tmp_path / "broken.mp4").write_text("not a video at all\n")
-    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+    path = _write(
+        tmp_path / "night.toml",
+        TINY_DEFAULTS
+        + """
 [[job]]
 name = "frames"
 kind = "video"
 input = "broken.mp4"
 output = "out/frames/"
-""")
+""",
+    )
     summary = run_batch(load_manifest(path))
     assert [o.status for o in summary.outcomes] == ["failed"]
     assert not (tmp_path / "out" / "frames").exists()
@@ -604,12 +695,16 @@ output = "out/frames/"
 
 def test_png_folder_with_a_dot_dry_runs_and_renders(tmp_path: Path) -> None:
     make_clip(tmp_path / "clip.mp4", seconds=0.4, fps="10", size="96x64")
-    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+    path = _write(
+        tmp_path / "night.toml",
+        TINY_DEFAULTS
+        + """
 [[job]]
 kind = "video"
 input = "clip.mp4"
 output = "out/run.6/"
-""")
+""",
+    )
     (job,) = load_manifest(path).jobs
     assert job.folder and job.target.kind == "frames" and job.name == "run.6"
     result = runner.invoke(app, ["batch", "--dry-run", str(path)])
@@ -627,7 +722,10 @@ def test_video_job_with_audio_false_drops_the_sound(tmp_path: Path) -> None:
     from dreamvideo.probe import probe
 
     make_clip(tmp_path / "clip.mp4", seconds=0.4, fps="10", size="96x64", audio=True)
-    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+    path = _write(
+        tmp_path / "night.toml",
+        TINY_DEFAULTS
+        + """
 [[job]]
 name = "silent"
 kind = "video"
@@ -640,7 +738,8 @@ name = "loud"
 kind = "video"
 input = "clip.mp4"
 output = "loud.mp4"
-""")
+""",
+    )
     silent, loud = load_manifest(path).jobs
     assert silent.settings.encode.audio is False and loud.settings.encode.audio is True
     summary = run_batch(load_manifest(path))
@@ -653,7 +752,10 @@ def test_a_job_that_cannot_be_planned_fails_alone_in_a_dry_run(tmp_path: Path, m
     from dreamvideo.errors import OutputError
 
     _image(tmp_path / "in.png")
-    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+    path = _write(
+        tmp_path / "night.toml",
+        TINY_DEFAULTS
+        + """
 [[job]]
 name = "odd"
 kind = "image"
@@ -665,7 +767,8 @@ name = "fine"
 kind = "image"
 input = "in.png"
 output = "fine.png"
-""")
+""",
+    )
     real = batch.estimate
 
     def estimate(job, loaded=None):

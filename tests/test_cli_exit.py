@@ -14,10 +14,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    code = ("import sys; sys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]; import conftest; "
-            "from dreamvideo.cli import run; sys.argv[0] = 'dreamvideo'; run()")
-    return subprocess.run([sys.executable, "-c", code, str(REPO / "tests"), str(REPO), *args],
-                          capture_output=True, text=True, timeout=600, check=False)
+    code = (
+        "import sys; sys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]; import conftest; "
+        "from dreamvideo.cli import run; sys.argv[0] = 'dreamvideo'; run()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(REPO / "tests"), str(REPO), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 @pytest.mark.slow

@@ -13,7 +13,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import MEDIA, ffmpeg, need
 
 from dreamvideo.chain import VideoChain
 from dreamvideo.config import Settings, merge
@@ -21,6 +20,7 @@ from dreamvideo.decode import iter_frames, read_image
 from dreamvideo.dream import get_engine
 from dreamvideo.flow import FlowEstimator, coherence
 from dreamvideo.metrics import Metrics, scratch_indices
+from helpers import MEDIA, ffmpeg, need
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_coherence import V1, run_method, scratch_dreams
@@ -89,7 +89,7 @@ def moving_square(n: int = 9, step: int = 4) -> tuple[list[np.ndarray], int]:
     frames = []
     for i in range(n):
         f = bg.copy()
-        f[44:76, 16 + i * step:48 + i * step] = square
+        f[44:76, 16 + i * step : 48 + i * step] = square
         frames.append(f)
     return frames, step
 
@@ -101,13 +101,13 @@ def test_disoccluded_strip_is_dreamed_within_a_few_frames():
     outs, _, _ = chain_run(s, frames)
     last = len(frames) - 1
     # Uncovered at frames 1-4 (x 16..32), left of where the square is now; background far away for scale.
-    strip = np.abs(outs[last].astype(np.float32) - frames[last].astype(np.float32))[44:76, 16:16 + 4 * step].mean()
+    strip = np.abs(outs[last].astype(np.float32) - frames[last].astype(np.float32))[44:76, 16 : 16 + 4 * step].mean()
     static = np.abs(outs[last].astype(np.float32) - frames[last].astype(np.float32))[90:, 100:].mean()
     assert strip > 0.6 * static, (strip, static)
     # The same chain with new content dreamed only like the trusted dream (v1) leaves the strip weaker.
     v1_outs, _, _ = chain_run(s.replace(fresh_step_scale=0.05, carry_untrusted=0.0, catch_up=0.0), frames)
     v1_diff = np.abs(v1_outs[last].astype(np.float32) - frames[last].astype(np.float32))
-    v1_strip = v1_diff[44:76, 16:16 + 4 * step].mean()
+    v1_strip = v1_diff[44:76, 16 : 16 + 4 * step].mean()
     assert strip > 1.3 * v1_strip, (strip, v1_strip)
 
 
@@ -159,8 +159,23 @@ def test_report_equals_the_bench_and_draws_the_frames(tmp_path, vtest_frames):
 
     clip = tmp_path / "cut.mp4"
     src = need(MEDIA / "vtest.avi")
-    ffmpeg("-i", str(src), "-vf", "select=gte(n\\,100),scale=192:144", "-frames:v", "8", "-r", "10",
-           "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", str(clip))
+    ffmpeg(
+        "-i",
+        str(src),
+        "-vf",
+        "select=gte(n\\,100),scale=192:144",
+        "-frames:v",
+        "8",
+        "-r",
+        "10",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "12",
+        "-pix_fmt",
+        "yuv420p",
+        str(clip),
+    )
     s = settings()
     result = render_video(clip, tmp_path / "out.mp4", s, report=True)
     png = tmp_path / "out.report.png"
@@ -175,7 +190,7 @@ def test_report_equals_the_bench_and_draws_the_frames(tmp_path, vtest_frames):
     assert doc["metrics"] == result.metrics and doc["report"] == str(png)
     fig = read_image(png)
     thumb = cv2.resize(raws[0], (240, 180), interpolation=cv2.INTER_LINEAR)  # first column: frame 0's input
-    assert np.abs(fig[18:18 + 180, 4:4 + 240].astype(np.float32) - thumb).mean() < 3
-    out_thumb = fig[18:18 + 180, 4 + 248:4 + 488].astype(np.float32)
+    assert np.abs(fig[18 : 18 + 180, 4 : 4 + 240].astype(np.float32) - thumb).mean() < 3
+    out_thumb = fig[18 : 18 + 180, 4 + 248 : 4 + 488].astype(np.float32)
     assert np.abs(out_thumb - thumb).mean() > 3  # its output beside it is dreamed
     assert fig.shape[0] > 180 + 200  # and the plot is below

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers import MEDIA, ffmpeg, need
 from dreamvideo.cli import app
 from dreamvideo.config import DreamConfig
 from dreamvideo.controls import to_ycc
 from dreamvideo.dream import DreamParams, get_engine
+from helpers import MEDIA, ffmpeg, need
 
 runner = CliRunner()
 MODEL = "efficientnet_lite0"
@@ -55,8 +55,9 @@ def _params(steps: int, **kw) -> DreamParams:
 def combo():
     """Terms: block4c (layer), block4c:7 (channel), class 323 (logit); guided by starry_night.jpg."""
     guide = need(MEDIA / "starry_night.jpg")
-    return get_engine(DreamConfig(model=MODEL, layers=("block4c", f"block4c:{CHANNEL}"), dream_class=CLASS,
-                                  guide=str(guide)))
+    return get_engine(
+        DreamConfig(model=MODEL, layers=("block4c", f"block4c:{CHANNEL}"), dream_class=CLASS, guide=str(guide))
+    )
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -83,8 +84,10 @@ def test_channel_rises_several_times_more_than_the_others(combo):
     out = combo.dream(src, _params(10, term_weights=(0.0, 1.0, 0.0), guide_weight=0.0))
     rise = combo.features(out)["block4c"].mean(axis=(0, 1)) - combo.features(src)["block4c"].mean(axis=(0, 1))
     others = np.delete(rise, CHANNEL)
-    msg = f"channel {CHANNEL} rose {rise[CHANNEL]:.2f}; the others {others.mean():.2f} on average, |rise| " \
-          f"{np.abs(others).mean():.2f}, at most {others.max():.2f}"
+    msg = (
+        f"channel {CHANNEL} rose {rise[CHANNEL]:.2f}; the others {others.mean():.2f} on average, |rise| "
+        f"{np.abs(others).mean():.2f}, at most {others.max():.2f}"
+    )
     print(msg)
     assert rise[CHANNEL] > 0 and rise[CHANNEL] >= 4 * np.abs(others).mean(), msg
 
@@ -135,11 +138,12 @@ def test_still_mask_black_untouched_white_dreamed(tmp_path, photo):
     mask[:, 32:] = 255
     cv2.imwrite(str(tmp_path / "mask.png"), mask)
     out = tmp_path / "m.png"
-    result = runner.invoke(app, ["image", str(photo), "-o", str(out), "--mask", str(tmp_path / "mask.png"),
-                                 "--mask-feather", "4", *_DREAM])
+    result = runner.invoke(
+        app, ["image", str(photo), "-o", str(out), "--mask", str(tmp_path / "mask.png"), "--mask-feather", "4", *_DREAM]
+    )
     assert result.exit_code == 0, result.output
     change = np.abs(_read(out) - _read(photo)).max(axis=2)
-    black, white = change[:, :64], change[:, 64 + 6:]  # white beyond the feather
+    black, white = change[:, :64], change[:, 64 + 6 :]  # white beyond the feather
     print(f"still mask: black max change {black.max()}, white mean change {white.mean():.2f}")
     assert black.max() <= 1, f"black region changed by up to {black.max()}"
     assert white.mean() >= 10, f"white region changed by {white.mean():.2f} on average"
@@ -151,10 +155,23 @@ def _lossless_clip(path: Path, frames: list[np.ndarray], fps: str = "10") -> Pat
     folder = path.with_suffix(".frames")
     folder.mkdir()
     for i, f in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:04d}.png"), cv2.cvtColor(f.astype(np.uint8), cv2.COLOR_RGB2BGR)
-                    if f.ndim == 3 else f.astype(np.uint8))
-    ffmpeg("-framerate", fps, "-i", str(folder / "%04d.png"), "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p",
-           str(path))
+        cv2.imwrite(
+            str(folder / f"{i:04d}.png"),
+            cv2.cvtColor(f.astype(np.uint8), cv2.COLOR_RGB2BGR) if f.ndim == 3 else f.astype(np.uint8),
+        )
+    ffmpeg(
+        "-framerate",
+        fps,
+        "-i",
+        str(folder / "%04d.png"),
+        "-c:v",
+        "libx264",
+        "-qp",
+        "0",
+        "-pix_fmt",
+        "yuv444p",
+        str(path),
+    )
     return path
 
 
@@ -162,7 +179,7 @@ def _moving_square(n: int, size=(128, 96), side=40, step=12) -> list[np.ndarray]
     out = []
     for k in range(n):
         m = np.zeros(size[::-1], np.uint8)
-        m[28:28 + side, 8 + k * step:8 + k * step + side] = 255
+        m[28 : 28 + side, 8 + k * step : 8 + k * step + side] = 255
         out.append(m)
     return out
 
@@ -177,8 +194,9 @@ def test_mask_video_moves_with_its_clip(tmp_path):
     out = tmp_path / "frames/"
     # --independent: in the coherent chain a square moving over a still picture gets only warm steps where
     # it uncovers new pixels (22.8 -> 8.4 mean change by frame 3); that is the chain's business, not the mask's.
-    result = runner.invoke(app, ["video", str(clip), "-o", str(out), "--mask", str(mask), "--mask-feather", "2",
-                                 "--independent", *_DREAM])
+    result = runner.invoke(
+        app, ["video", str(clip), "-o", str(out), "--mask", str(mask), "--mask-feather", "2", "--independent", *_DREAM]
+    )
     assert result.exit_code == 0, result.output
     raws = list(iter_frames(clip))
     dreamed = [_read(p) for p in sorted(Path(out).glob("*.png"))]
@@ -186,7 +204,7 @@ def test_mask_video_moves_with_its_clip(tmp_path):
     for k, (raw, frame, m) in enumerate(zip(raws, dreamed, masks)):
         change = np.abs(frame - raw.astype(np.float32)).max(axis=2)
         inside = np.zeros_like(m, bool)
-        inside[28 + 4:28 + 36, 8 + k * 12 + 4:8 + k * 12 + 36] = True  # the square, beyond the feather
+        inside[28 + 4 : 28 + 36, 8 + k * 12 + 4 : 8 + k * 12 + 36] = True  # the square, beyond the feather
         print(f"mask video frame {k}: black max {change[m == 0].max()}, square mean {change[inside].mean():.2f}")
         assert change[m == 0].max() <= 1, f"frame {k}: black changed by up to {change[m == 0].max()}"
         assert change[inside].mean() >= 10, f"frame {k}: the square changed by {change[inside].mean():.2f}"
@@ -197,29 +215,44 @@ def test_mask_video_moves_with_its_clip(tmp_path):
 
 def test_bad_inputs_are_one_line_before_any_frame(tmp_path, photo):
     out = tmp_path / "o.png"
-    line = _one_line_error(runner.invoke(app, ["image", str(photo), "-o", str(out), "--model", MODEL,
-                                               "--layers", "block4c:80"]))
+    line = _one_line_error(
+        runner.invoke(app, ["image", str(photo), "-o", str(out), "--model", MODEL, "--layers", "block4c:80"])
+    )
     assert "channel 80 of block4c" in line and "0..79" in line, line
-    line = _one_line_error(runner.invoke(app, ["image", str(photo), "-o", str(out), "--model", MODEL,
-                                               "--dream-class", "monach"]))
+    line = _one_line_error(
+        runner.invoke(app, ["image", str(photo), "-o", str(out), "--model", MODEL, "--dream-class", "monach"])
+    )
     assert "'monarch'" in line, line
     notes = tmp_path / "notes.png"
     notes.write_text("not a picture")
-    line = _one_line_error(runner.invoke(app, ["image", str(photo), "-o", str(out), "--model", MODEL,
-                                               "--guide", str(notes)]))
+    line = _one_line_error(
+        runner.invoke(app, ["image", str(photo), "-o", str(out), "--model", MODEL, "--guide", str(notes)])
+    )
     assert line.startswith("error: guide ") and "not an image" in line, line
-    line = _one_line_error(runner.invoke(app, ["image", str(photo), "-o", str(out), "--model", "inception_v3",
-                                               "--weights", str(need(MEDIA.parent / "weights" /
-                                                                     "inception_v3_notop_imagenet_to_mixed5.weights.h5")),
-                                               "--dream-class", "monarch"]))
+    line = _one_line_error(
+        runner.invoke(
+            app,
+            [
+                "image",
+                str(photo),
+                "-o",
+                str(out),
+                "--model",
+                "inception_v3",
+                "--weights",
+                str(need(MEDIA.parent / "weights" / "inception_v3_notop_imagenet_to_mixed5.weights.h5")),
+                "--dream-class",
+                "monarch",
+            ],
+        )
+    )
     assert "efficientnet_lite0" in line, line
     assert not out.exists()
     src = _small("butterfly.jpg", (128, 96))
     clip = _lossless_clip(tmp_path / "clip.mp4", [src] * 5)
     mask = _lossless_clip(tmp_path / "mask.mp4", _moving_square(8))
     video_out = tmp_path / "v.mp4"
-    line = _one_line_error(runner.invoke(app, ["video", str(clip), "-o", str(video_out), "--mask", str(mask),
-                                               *_DREAM]))
+    line = _one_line_error(runner.invoke(app, ["video", str(clip), "-o", str(video_out), "--mask", str(mask), *_DREAM]))
     assert "8 frames" in line and "5" in line, line
     assert not video_out.exists() and not list(tmp_path.glob("*.dreamvideo-work"))
 
@@ -233,8 +266,10 @@ def test_layers_sheet_has_one_labelled_tile_per_layer(tmp_path, photo):
     from dreamvideo.gallery import LABEL_HEIGHT, grid_shape
 
     out = tmp_path / "sheet.png"
-    result = runner.invoke(app, ["layers", str(photo), "-o", str(out), "--model", MODEL, "--max-side", "96",
-                                 "--steps", "3", "--octaves", "1"])
+    result = runner.invoke(
+        app,
+        ["layers", str(photo), "-o", str(out), "--model", MODEL, "--max-side", "96", "--steps", "3", "--octaves", "1"],
+    )
     assert result.exit_code == 0, result.output
     sheet = _read(out)
     cols, rows = grid_shape(len(DREAM_LAYERS))
@@ -244,8 +279,8 @@ def test_layers_sheet_has_one_labelled_tile_per_layer(tmp_path, photo):
     for i in range(len(DREAM_LAYERS)):
         r, c = divmod(i, cols)
         y, x = r * (th + LABEL_HEIGHT), c * tw
-        tiles.append(sheet[y:y + th, x:x + tw])
-        strips.append(sheet[y + th:y + th + LABEL_HEIGHT, x:x + tw])
+        tiles.append(sheet[y : y + th, x : x + tw])
+        strips.append(sheet[y + th : y + th + LABEL_HEIGHT, x : x + tw])
     assert all(s.max() > 200 for s in strips), "every tile has a caption"  # white text on black
     assert len({s.tobytes() for s in strips}) == len(strips), "captions differ"
     diffs = [float(np.abs(a - b).mean()) for a, b in zip(tiles, tiles[1:])]

@@ -89,7 +89,7 @@ def test_every_tensor_in_the_file_is_mapped(state):
 
 
 def test_stage_table_matches_the_state_dict(state):
-    for name, index, expand, kernel, stride, cin, cout in E._block_specs():
+    for name, index, expand, kernel, _stride, cin, cout in E._block_specs():
         dw = state[f"_blocks.{index}._depthwise_conv.weight"]
         assert dw.shape == (cin * expand, 1, kernel, kernel), name
         assert state[f"_blocks.{index}._project_conv.weight"].shape == (cout, cin * expand, 1, 1), name
@@ -269,8 +269,9 @@ def test_notop_model_takes_any_size(model, cache_dir):
     assert set(E.DREAM_LAYERS) <= {layer.name for layer in notop.layers}
     feats = notop(E.preprocess(_synthetic(75, 101))[None], training=False).numpy()
     assert feats.shape == (1, 3, 4, 1280)
-    np.testing.assert_array_equal(notop.get_layer("top_conv").get_weights()[0],
-                                  model.get_layer("top_conv").get_weights()[0])
+    np.testing.assert_array_equal(
+        notop.get_layer("top_conv").get_weights()[0], model.get_layer("top_conv").get_weights()[0]
+    )
 
 
 @pytest.mark.slow  # builds the no-top model

@@ -36,15 +36,33 @@ def test_max_side_below_the_models_limit_is_one_line_before_any_model_loads(tmp_
     assert f"use --max-side {need} or more" in r.output
     assert not dream_mod._MODELS  # refused before the model was loaded
     assert not out.exists() and not list(tmp_path.iterdir())
-    r = runner.invoke(app, [command, str(src), "-o", str(out), "--max-side", str(need), "--model", "tiny",
-                            "--steps", "1"])
+    r = runner.invoke(
+        app, [command, str(src), "-o", str(out), "--max-side", str(need), "--model", "tiny", "--steps", "1"]
+    )
     assert r.exit_code == 0, r.output
 
 
 def test_zoom_reports_the_size_the_file_has(tmp_path):
     out = tmp_path / "dive.mp4"
-    r = runner.invoke(app, ["zoom", "--noise", "-o", str(out), "--size", "96x69", "--seconds", "0.3", "--fps", "10",
-                            "--model", "tiny", "--steps", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "zoom",
+            "--noise",
+            "-o",
+            str(out),
+            "--size",
+            "96x69",
+            "--seconds",
+            "0.3",
+            "--fps",
+            "10",
+            "--model",
+            "tiny",
+            "--steps",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     info = probe(out)
     assert (info.width, info.height) == (96, 70)  # H.264 pads odd sizes to even
@@ -58,9 +76,11 @@ def test_dry_run_counts_the_fixed_start_up_cost(tmp_path):
     img = tmp_path / "a.png"
     write_image(img, np.zeros((64, 96, 3), np.uint8))
     manifest = tmp_path / "m.toml"
-    manifest.write_text('[defaults]\nmodel = "efficientnet_lite0"\nsteps = 2\noctaves = 1\n'
-                        '[[job]]\nkind = "image"\ninput = "a.png"\noutput = "out/1.png"\n'
-                        '[[job]]\nkind = "image"\ninput = "a.png"\noutput = "out/2.png"\n')
+    manifest.write_text(
+        '[defaults]\nmodel = "efficientnet_lite0"\nsteps = 2\noctaves = 1\n'
+        '[[job]]\nkind = "image"\ninput = "a.png"\noutput = "out/1.png"\n'
+        '[[job]]\nkind = "image"\ninput = "a.png"\noutput = "out/2.png"\n'
+    )
     summary = batch_mod.run_batch(batch_mod.load_manifest(manifest), dry_run=True)
     first, second = (o.estimated_seconds for o in summary.outcomes)
     fixed = batch_mod.SECONDS_TENSORFLOW_IMPORT + batch_mod.SECONDS_MODEL_LOAD["efficientnet_lite0"]
@@ -98,14 +118,31 @@ def test_the_rhythmic_sample_has_its_onsets_where_the_recipe_put_them():
 
 
 def test_import_dreamvideo_lists_its_api_without_tensorflow():
-    code = ("import sys, dreamvideo; names = dir(dreamvideo); "
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules); print(' '.join(names))")
+    code = (
+        "import sys, dreamvideo; names = dir(dreamvideo); "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules); print(' '.join(names))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     first, names = out.splitlines()
     assert first == "False False"
-    api = {"Settings", "load_preset", "render_image", "render_video", "render_zoom", "dream_image", "load_manifest",
-           "run_batch", "Manifest", "BatchSummary", "RenderResult", "DreamVideoError", "ConfigError", "InputError",
-           "ModelError", "install_weights"}
+    api = {
+        "Settings",
+        "load_preset",
+        "render_image",
+        "render_video",
+        "render_zoom",
+        "dream_image",
+        "load_manifest",
+        "run_batch",
+        "Manifest",
+        "BatchSummary",
+        "RenderResult",
+        "DreamVideoError",
+        "ConfigError",
+        "InputError",
+        "ModelError",
+        "install_weights",
+    }
     assert api <= set(names.split())
     import dreamvideo
 
@@ -122,11 +159,15 @@ def test_api_script_renders_a_clip_with_a_progress_callback(tmp_path):
     """The README's Python example, at a tiny size."""
     import dreamvideo
 
-    settings = dreamvideo.merge(dreamvideo.load_preset("fast-preview"),
-                                {"model": "tiny", "max_side": 96, "max_frames": 3, "steps": 1}, source="test")
+    settings = dreamvideo.merge(
+        dreamvideo.load_preset("fast-preview"),
+        {"model": "tiny", "max_side": 96, "max_frames": 3, "steps": 1},
+        source="test",
+    )
     seen: list[tuple[int, int | None]] = []
-    result = dreamvideo.render_video(SAMPLES / "beat.mp4", tmp_path / "out.mp4", settings,
-                                     on_progress=lambda done, total: seen.append((done, total)))
+    result = dreamvideo.render_video(
+        SAMPLES / "beat.mp4", tmp_path / "out.mp4", settings, on_progress=lambda done, total: seen.append((done, total))
+    )
     assert result.frames == 3 and seen[-1][0] == 3
     assert (result.width, result.height) == (probe(result.output).width, probe(result.output).height)
     with pytest.raises(dreamvideo.InputError):

@@ -46,8 +46,10 @@ def test_same_seed_same_image_other_seed_differs(tmp_path):
     outs = []
     for i, seed in enumerate(["3", "3", "4"]):
         out = tmp_path / f"o{i}.png"
-        r = runner.invoke(app, ["image", str(src), "-o", str(out), "--model", "tiny", "--max-side", "96",
-                                "--steps", "3", "--seed", seed])
+        r = runner.invoke(
+            app,
+            ["image", str(src), "-o", str(out), "--model", "tiny", "--max-side", "96", "--steps", "3", "--seed", seed],
+        )
         assert r.exit_code == 0, r.output
         outs.append(read_image(out))
     assert np.array_equal(outs[0], outs[1])
@@ -104,10 +106,21 @@ def test_weights_in_keras_cache_are_loaded_by_path(tmp_path, monkeypatch, incept
     assert "cached" in r.output
 
 
-@pytest.mark.parametrize("case", ["missing", "not-image", "empty", "no-folder", "same-as-input", "bad-layer",
-                                  "bad-preset", "preset-bad-key",
-                                  pytest.param("bad-weights", marks=pytest.mark.slow),  # builds InceptionV3
-                                  "bad-extension"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "not-image",
+        "empty",
+        "no-folder",
+        "same-as-input",
+        "bad-layer",
+        "bad-preset",
+        "preset-bad-key",
+        pytest.param("bad-weights", marks=pytest.mark.slow),  # builds InceptionV3
+        "bad-extension",
+    ],
+)
 def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path, case):
     good = tmp_path / "in.png"
     img = np.zeros((64, 64, 3), np.uint8)
@@ -162,9 +175,11 @@ def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path, case):
 
 
 def test_help_does_not_import_tensorflow():
-    code = "import sys; from dreamvideo.cli import app; from typer.testing import CliRunner; " \
-           "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; " \
-           "print('tensorflow' in sys.modules, 'keras' in sys.modules, 'cv2' in sys.modules)"
+    code = (
+        "import sys; from dreamvideo.cli import app; from typer.testing import CliRunner; "
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules, 'cv2' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "False"]
 

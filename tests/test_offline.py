@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import INCEPTION_WEIGHTS, need
 from typer.testing import CliRunner
 
 from dreamvideo import model as model_mod
 from dreamvideo.cli import app
 from dreamvideo.dream import clear_cache
 from dreamvideo.encode import write_image
+from helpers import INCEPTION_WEIGHTS, need
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +32,10 @@ class CountingDownload:
     def __call__(self):
         self.calls += 1
         print("Downloading data from https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/x.h5")
-        raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None -- "
-                        "[Errno -3] Temporary failure in name resolution")
+        raise Exception(
+            "URL fetch failure on https://storage.googleapis.com/x.h5: None -- "
+            "[Errno -3] Temporary failure in name resolution"
+        )
 
 
 @pytest.fixture
@@ -76,8 +78,9 @@ def test_offline_image_prints_one_line_and_never_retries(tmp_path, offline):
 
 def test_offline_env_skips_the_download(tmp_path, offline, monkeypatch):
     monkeypatch.setenv("DREAMVIDEO_OFFLINE", "1")
-    r = runner.invoke(app, ["image", str(small_image(tmp_path)), "-o", str(tmp_path / "d.png"), "--steps", "1",
-                            "--octaves", "1"])
+    r = runner.invoke(
+        app, ["image", str(small_image(tmp_path)), "-o", str(tmp_path / "d.png"), "--steps", "1", "--octaves", "1"]
+    )
     assert r.exit_code == 0, r.output
     assert offline.calls == 0 and "DREAMVIDEO_OFFLINE is set" in r.output.splitlines()[0]
 
@@ -85,8 +88,21 @@ def test_offline_env_skips_the_download(tmp_path, offline, monkeypatch):
 def test_models_and_doctor_give_one_answer_after_a_failed_download(tmp_path, offline):
     r = runner.invoke(app, ["models", "inception_v3"])
     assert "downloadable" not in r.output and "not downloaded yet" in r.output
-    r = runner.invoke(app, ["image", str(small_image(tmp_path)), "-o", str(tmp_path / "d.png"), "--preset", "classic",
-                            "--steps", "1", "--octaves", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "image",
+            str(small_image(tmp_path)),
+            "-o",
+            str(tmp_path / "d.png"),
+            "--preset",
+            "classic",
+            "--steps",
+            "1",
+            "--octaves",
+            "1",
+        ],
+    )
     assert r.exit_code == 1 and len(r.output.splitlines()) == 1, r.output
     assert "not available offline" in r.output and "models install inception_v3" in r.output
     models = runner.invoke(app, ["models", "inception_v3"]).output
@@ -98,8 +114,9 @@ def test_models_and_doctor_give_one_answer_after_a_failed_download(tmp_path, off
 
 
 def test_retry_download_forgets_the_failure_and_tries_once(tmp_path, offline):
-    runner.invoke(app, ["image", str(small_image(tmp_path)), "-o", str(tmp_path / "d.png"), "--steps", "1",
-                        "--octaves", "1"])
+    runner.invoke(
+        app, ["image", str(small_image(tmp_path)), "-o", str(tmp_path / "d.png"), "--steps", "1", "--octaves", "1"]
+    )
     assert offline.calls == 1
     r = runner.invoke(app, ["models", "--retry-download"])
     assert offline.calls == 2  # asked again: tried again
@@ -108,8 +125,19 @@ def test_retry_download_forgets_the_failure_and_tries_once(tmp_path, offline):
 
 
 def test_layers_of_the_missing_model_name_it(tmp_path, offline):
-    r = runner.invoke(app, ["image", str(small_image(tmp_path)), "-o", str(tmp_path / "d.png"),
-                            "--layers", "mixed3,mixed5", "--steps", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "image",
+            str(small_image(tmp_path)),
+            "-o",
+            str(tmp_path / "d.png"),
+            "--layers",
+            "mixed3,mixed5",
+            "--steps",
+            "1",
+        ],
+    )
     assert r.exit_code == 1, r.output
     error = r.output.splitlines()[-1]
     assert "inception_v3's" in error and "models install inception_v3" in error, r.output
@@ -160,10 +188,16 @@ def test_settings_json_records_the_device(tmp_path):
 
 
 def _child_env(tmp_path: Path) -> dict[str, str]:
-    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "DREAMVIDEO_CACHE": os.environ["DREAMVIDEO_CACHE"],
-           # A proxy that refuses at once: offline on every machine, also one with a network.
-           "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-           "http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    env = {
+        **os.environ,
+        "KERAS_HOME": str(tmp_path / "keras"),
+        "DREAMVIDEO_CACHE": os.environ["DREAMVIDEO_CACHE"],
+        # A proxy that refuses at once: offline on every machine, also one with a network.
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "http_proxy": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+    }
     env.pop("DREAMVIDEO_OFFLINE", None)
     env.pop("DREAMVIDEO_WEIGHTS", None)
     return env
@@ -173,9 +207,15 @@ def test_real_cli_offline_prints_exactly_one_line_before_its_result(tmp_path):
     """A fresh process with Keras' real download failing: stdout and stderr together are two lines."""
     src = small_image(tmp_path)
     out = tmp_path / "dream.png"
-    proc = subprocess.run([sys.executable, "-m", "dreamvideo.cli", "image", str(src), "-o", str(out),
-                           "--steps", "1", "--octaves", "1"], cwd=ROOT, env=_child_env(tmp_path),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dreamvideo.cli", "image", str(src), "-o", str(out), "--steps", "1", "--octaves", "1"],
+        cwd=ROOT,
+        env=_child_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
     lines = proc.stdout.splitlines()
     assert proc.returncode == 0, proc.stdout
     assert len(lines) == 2 and lines[0].startswith("note: using efficientnet_lite0"), proc.stdout
@@ -189,8 +229,10 @@ def test_doctor_is_fast_without_a_gpu():
 
     if gpu_cards():
         pytest.skip("this machine has a GPU: doctor imports TensorFlow to test it")
-    code = "import sys; from dreamvideo.doctor import run_checks; c = run_checks(); " \
-           "print('tensorflow' in sys.modules); print(*[f'{x.name}: {x.detail}' for x in c], sep='\\n')"
+    code = (
+        "import sys; from dreamvideo.doctor import run_checks; c = run_checks(); "
+        "print('tensorflow' in sys.modules); print(*[f'{x.name}: {x.detail}' for x in c], sep='\\n')"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     lines = out.splitlines()
     assert lines[0] == "False", out

@@ -29,7 +29,9 @@ def fresh_engines():
 
 
 def test_precision_is_checked_and_recorded():
-    with pytest.raises(ConfigError, match="precision 'float64' is unknown.*: use one of float32, bfloat16, float16, auto"):
+    with pytest.raises(
+        ConfigError, match="precision 'float64' is unknown.*: use one of float32, bfloat16, float16, auto"
+    ):
         Settings().replace(precision="float64")
     s = Settings().replace(precision="bfloat16")
     assert s.dream.precision == "bfloat16" and s.to_dict()["dream"]["precision"] == "bfloat16"

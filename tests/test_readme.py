@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import INCEPTION_WEIGHTS
 from typer.testing import CliRunner
 
 from dreamvideo.cli import app
 from dreamvideo.dream import clear_cache
+from helpers import INCEPTION_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("## Usage", "## Music videos")
@@ -68,8 +68,11 @@ def _toml(data: dict[str, Any]) -> str:
 
     def table(prefix: str, d: dict[str, Any], header: str) -> list[str]:
         out = [header] if header else []
-        out += [f"{k} = {value(v)}" for k, v in d.items() if not isinstance(v, (dict, list)) or
-                (isinstance(v, list) and not (v and isinstance(v[0], dict)))]
+        out += [
+            f"{k} = {value(v)}"
+            for k, v in d.items()
+            if not isinstance(v, (dict, list)) or (isinstance(v, list) and not (v and isinstance(v[0], dict)))
+        ]
         for k, v in d.items():
             if isinstance(v, dict):
                 out += table(f"{prefix}{k}.", v, f"[{prefix}{k}]")

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from typer.testing import CliRunner
 
-from helpers import MEDIA, ffmpeg, make_clip, need
 from dreamvideo.cli import app
 from dreamvideo.config import Settings, merge
 from dreamvideo.decode import DecodeStats, iter_frames
@@ -32,6 +30,7 @@ from dreamvideo.errors import (
     OutputError,
 )
 from dreamvideo.resume import WorkDir, input_identity, work_dir_for
+from helpers import MEDIA, ffmpeg, make_clip, need
 
 runner = CliRunner()
 TESTS = Path(__file__).resolve().parent
@@ -39,8 +38,10 @@ REPO = TESTS.parent
 TINY = {"model": "tiny", "steps": 1, "octaves": 1, "step_size": 0.05, "warm_steps": 1}
 TINY_FLAGS = ["--model", "tiny", "--steps", "1", "--octaves", "1", "--set", "warm_steps=1", "--flow", "dis-fast"]
 # The CLI in a child process, with the tiny test model registered (conftest) and this checkout first.
-BOOT = (f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(REPO)!r}]; import conftest; "
-        "from dreamvideo.cli import app; app()")
+BOOT = (
+    f"import sys; sys.path[:0] = [{str(TESTS)!r}, {str(REPO)!r}]; import conftest; "
+    "from dreamvideo.cli import app; app()"
+)
 
 
 def tiny(**kw) -> Settings:
@@ -78,14 +79,29 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     src = need(MEDIA / "vtest.avi")
     folder = tmp_path_factory.mktemp("reliability")
     clean = folder / "clean.mp4"
-    ffmpeg("-ss", "3", "-i", str(src), "-frames:v", "40", "-vf", "scale=192:144", "-c:v", "libx264", "-g", "10",
-           "-pix_fmt", "yuv420p", str(clean))
+    ffmpeg(
+        "-ss",
+        "3",
+        "-i",
+        str(src),
+        "-frames:v",
+        "40",
+        "-vf",
+        "scale=192:144",
+        "-c:v",
+        "libx264",
+        "-g",
+        "10",
+        "-pix_fmt",
+        "yuv420p",
+        str(clean),
+    )
     out = {"clean": clean}
     data = clean.read_bytes()
     for name, size in (("patch512", 512), ("patch4k", 4096)):
         broken = bytearray(data)
         pos = int(len(data) * 0.7)  # inside the 3rd of 4 GOPs: good frames before and after the patch
-        broken[pos:pos + size] = bytes((i * 37 + 11) % 256 for i in range(size))
+        broken[pos : pos + size] = bytes((i * 37 + 11) % 256 for i in range(size))
         out[name] = folder / f"{name}.mp4"
         out[name].write_bytes(bytes(broken))
     return out
@@ -141,8 +157,10 @@ def test_corrupt_clip_renders_whole_with_a_warning_recorded_and_reported(clips, 
 
     # A batch reports it when the job runs, and again on every rerun that skips it as done.
     manifest = tmp_path / "night.toml"
-    manifest.write_text(f'[defaults]\nmodel = "tiny"\nsteps = 1\noctaves = 1\nmax_side = 64\n\n'
-                        f'[[job]]\nkind = "video"\ninput = {json.dumps(str(clips["patch4k"]))}\noutput = "b.mp4"\n')
+    manifest.write_text(
+        f'[defaults]\nmodel = "tiny"\nsteps = 1\noctaves = 1\nmax_side = 64\n\n'
+        f'[[job]]\nkind = "video"\ninput = {json.dumps(str(clips["patch4k"]))}\noutput = "b.mp4"\n'
+    )
     first = runner.invoke(app, ["batch", str(manifest)])
     assert first.exit_code == 0, first.stderr
     assert "warning: " in first.stdout and "broken frame" in first.stdout
@@ -152,10 +170,13 @@ def test_corrupt_clip_renders_whole_with_a_warning_recorded_and_reported(clips, 
 
 def test_decoder_chatter_never_reaches_stderr(clips, tmp_path):
     """ffmpeg inside OpenCV writes '[h264 @ 0x...]' lines straight to fd 2; none may appear."""
-    code = ("import sys; sys.path.insert(0, %r); from dreamvideo.decode import iter_frames; from dreamvideo.probe "
-            "import probe; probe(sys.argv[1]); print(sum(1 for _ in iter_frames(sys.argv[1])))" % str(REPO))
-    proc = subprocess.run([sys.executable, "-c", code, str(clips["patch4k"])], capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import sys; sys.path.insert(0, %r); from dreamvideo.decode import iter_frames; from dreamvideo.probe "
+        "import probe; probe(sys.argv[1]); print(sum(1 for _ in iter_frames(sys.argv[1])))" % str(REPO)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(clips["patch4k"])], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) >= 39
     assert proc.stderr == "", proc.stderr
@@ -165,18 +186,20 @@ def test_non_utf8_input_name_does_not_crash_opencv(clips, tmp_path):
     """OpenCV segfaulted on a name with a byte that is not UTF-8: checked in a child process first."""
     weird = tmp_path / os.fsdecode(b"clip\xff.mp4")
     weird.write_bytes(clips["clean"].read_bytes())
-    code = ("import os, sys; sys.path.insert(0, %r); from dreamvideo.decode import iter_frames; from dreamvideo.probe "
-            "import probe; p = os.fsdecode(sys.argv[1].encode('utf-8', 'surrogateescape')); "
-            "print(probe(p).fps, sum(1 for _ in iter_frames(p)))" % str(REPO))
-    proc = subprocess.run([sys.executable, "-c", code, os.fsencode(weird)], capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import os, sys; sys.path.insert(0, %r); from dreamvideo.decode import iter_frames; from dreamvideo.probe "
+        "import probe; p = os.fsdecode(sys.argv[1].encode('utf-8', 'surrogateescape')); "
+        "print(probe(p).fps, sum(1 for _ in iter_frames(p)))" % str(REPO)
+    )
+    proc = subprocess.run([sys.executable, "-c", code, os.fsencode(weird)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["10", "40"]
     assert sha(weird) == sha(clips["clean"])
 
 
-@pytest.mark.parametrize("name,out", [("a:b.mp4", "c:d.mp4"), (b"clip\xff.mp4", b"dream\xfe.mp4")],
-                         ids=["colon", "non-UTF-8"])
+@pytest.mark.parametrize(
+    "name,out", [("a:b.mp4", "c:d.mp4"), (b"clip\xff.mp4", b"dream\xfe.mp4")], ids=["colon", "non-UTF-8"]
+)
 def test_colon_and_non_utf8_names_are_files(clips, tmp_path, monkeypatch, name, out):
     """'a:b.mp4' is not the protocol 'a'; a name that is not UTF-8 renders and prints as its bytes."""
     name, out = (os.fsdecode(n) for n in (name, out))
@@ -224,9 +247,23 @@ def test_error_after_decoding_started_joins_the_decoder(tmp_path):
     make_clip(tmp_path / "silent.mp4", seconds=2.0)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for _ in range(3):  # before the fix the abort (status 134) showed in 2 of 3 runs of this very command
-        proc = subprocess.run([sys.executable, "-c", STUB_BOOT, "video", "silent.mp4", "-o", "o.mp4", "--react",
-                               "step_size=loudness:0.01..0.04"], cwd=tmp_path, capture_output=True, env=env,
-                              timeout=120)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                STUB_BOOT,
+                "video",
+                "silent.mp4",
+                "-o",
+                "o.mp4",
+                "--react",
+                "step_size=loudness:0.01..0.04",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            env=env,
+            timeout=120,
+        )
         stderr = proc.stderr.decode(errors="replace")
         assert proc.returncode == 1, stderr[-2000:]
         assert_one_error(stderr, "sound")
@@ -253,8 +290,13 @@ def test_ctrl_c_into_an_existing_frames_folder_ends_promptly(tmp_path):
     for i in range(3):  # a previous run's frames, which the new render replaces only when complete
         (frames / f"frame_{i + 1:06d}.png").write_bytes(b"old")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", BOOT, "video", "clip.mp4", "-o", "frames/", *TINY_FLAGS],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BOOT, "video", "clip.mp4", "-o", "frames/", *TINY_FLAGS],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     state = work_dir_for(frames) / "state.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -346,8 +388,10 @@ def test_second_render_of_one_output_says_who_holds_it(tmp_path):
 
 def test_the_lock_dies_with_its_holder(tmp_path):
     out = tmp_path / "out.mp4"
-    code = ("import sys, time; sys.path.insert(0, %r); from dreamvideo.resume import WorkDir; "
-            "w = WorkDir(sys.argv[1], 'd', None); w.open(); print('held', flush=True); time.sleep(600)" % str(REPO))
+    code = (
+        "import sys, time; sys.path.insert(0, %r); from dreamvideo.resume import WorkDir; "
+        "w = WorkDir(sys.argv[1], 'd', None); w.open(); print('held', flush=True); time.sleep(600)" % str(REPO)
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     with pytest.raises(BusyError, match=f"pid {proc.pid}"):
@@ -390,6 +434,7 @@ def _damage_frame(index: int, how: str):
             import cv2
 
             cv2.imwrite(str(path), np.zeros((9, 12, 3), np.uint8))
+
     return damage
 
 
@@ -434,8 +479,18 @@ def test_cli_resume_over_a_damaged_frame_says_so_and_completes(tmp_path):
         if done == 5:
             raise KeyboardInterrupt
 
-    settings = ["--set", "model=tiny", "--set", "steps=1", "--set", "octaves=1", "--set", "step_size=0.05",
-                "--set", "warm_steps=1"]
+    settings = [
+        "--set",
+        "model=tiny",
+        "--set",
+        "steps=1",
+        "--set",
+        "octaves=1",
+        "--set",
+        "step_size=0.05",
+        "--set",
+        "warm_steps=1",
+    ]
     from dreamvideo.cli import _parse_set, _settings
 
     with pytest.raises(KeyboardInterrupt):
@@ -539,8 +594,9 @@ def test_output_names_work_or_are_one_line(tmp_path, monkeypatch, case, name, co
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    result = runner.invoke(app, ["video", str(clip), f"--output={name}", *TINY_FLAGS, "--max-side", "32",
-                                 "--max-frames", "2"])
+    result = runner.invoke(
+        app, ["video", str(clip), f"--output={name}", *TINY_FLAGS, "--max-side", "32", "--max-frames", "2"]
+    )
     assert result.exit_code == code, result.stderr
     if code:
         assert_one_error(result.stderr)
@@ -583,8 +639,11 @@ def test_hostile_toml_is_one_line_as_preset_manifest_and_in_the_listing(tmp_path
     bad = tmp_path / "bad.toml"
     bad.write_bytes(HOSTILE[case]())
     before = sha(bad)
-    for args in (["presets", "show", str(bad)], ["batch", str(bad), "--dry-run"],
-                 ["image", str(bad), "-o", str(tmp_path / "o.png"), "--preset", str(bad)]):
+    for args in (
+        ["presets", "show", str(bad)],
+        ["batch", str(bad), "--dry-run"],
+        ["image", str(bad), "-o", str(tmp_path / "o.png"), "--preset", str(bad)],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 1, (args, result.stdout, result.stderr)
         assert_one_error(result.stderr, str(bad))

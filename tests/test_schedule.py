@@ -8,8 +8,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from dreamvideo.audio import AudioFeatures
 from dreamvideo import schedule as grammar
+from dreamvideo.audio import AudioFeatures
 from dreamvideo.config import FLAT_INDEX, RULES, VARYING, Settings
 from dreamvideo.errors import ConfigError
 from dreamvideo.schedule import (
@@ -34,6 +34,7 @@ def parse_reaction(spec):
 
 def parse_all(schedules, reactions):
     return grammar.parse_all(schedules, reactions, RULES)
+
 
 FPS_CASES = [Fraction(24), Fraction(30), Fraction(24000, 1001)]
 
@@ -120,8 +121,11 @@ def test_single_keyframe_is_a_constant_and_specs_round_trip():
     s = parse_schedule(" octaves = 0:3 ")
     assert s == Schedule("octaves", (0.0,), (3.0,), False, integer=True)
     assert s.value_at(0) == s.value_at(100) == 3.0
-    for spec in ("step_size=0:0.005,10:0.02,20:0.005", "zoom_per_second=0:1.1,8:1.6,smooth",
-                 "rotate_per_second=1.5:-10,3:10"):
+    for spec in (
+        "step_size=0:0.005,10:0.02,20:0.005",
+        "zoom_per_second=0:1.1,8:1.6,smooth",
+        "rotate_per_second=1.5:-10,3:10",
+    ):
         assert parse_schedule(spec).spec == spec
         assert parse_schedule(parse_schedule(spec).spec) == parse_schedule(spec)
     assert parse_schedule("step-size=0:0.01,1:0.02,linear").name == "step_size"

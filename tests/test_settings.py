@@ -229,8 +229,26 @@ def test_a_new_dream_setting_reaches_every_entry_point(tmp_path, image):
         "set": ["--set", "octave_detail=0"],
     }.items():
         out = tmp_path / f"{how}.png"
-        result = runner.invoke(app, ["image", str(image), "-o", str(out), "--model", "tiny", "--steps", "3",
-                                     "--octaves", "3", "--octave-scale", "1.2", "--seed", "1", *args])
+        result = runner.invoke(
+            app,
+            [
+                "image",
+                str(image),
+                "-o",
+                str(out),
+                "--model",
+                "tiny",
+                "--steps",
+                "3",
+                "--octaves",
+                "3",
+                "--octave-scale",
+                "1.2",
+                "--seed",
+                "1",
+                *args,
+            ],
+        )
         assert result.exit_code == 0, result.output
         outs[how] = cv2.imread(str(out)).astype(int)
     assert np.array_equal(outs["flag"], outs["set"])

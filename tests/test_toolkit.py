@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import make_clip
-from dreamvideo.errors import BusyError
 from dreamvideo.config import Settings
-from dreamvideo.errors import ConfigError, OutputError, OutputKindError
+from dreamvideo.errors import BusyError, ConfigError, OutputError, OutputKindError
 from dreamvideo.files import atomic_path, temp_sibling, write_atomic
 from dreamvideo.probe import ffmpeg_last_line
 from dreamvideo.toolkit import (
@@ -33,6 +31,7 @@ from dreamvideo.toolkit import (
     settings_path,
     to_uint8,
 )
+from helpers import make_clip
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dreamvideo"
 
@@ -116,8 +115,10 @@ def test_wrong_output_kind_is_one_message_and_both_error_types(tmp_path: Path) -
     with pytest.raises(OutputKindError) as info:
         output_target(tmp_path / "still.png", [], allowed=VIDEO_KINDS)
     assert isinstance(info.value, ConfigError) and isinstance(info.value, OutputError)
-    assert str(info.value) == (f"output {str(tmp_path / 'still.png')!r} is a still image: this writes "
-                               ".mp4, .mov, .mkv, .webm, .gif or a folder/ for PNG frames")
+    assert str(info.value) == (
+        f"output {str(tmp_path / 'still.png')!r} is a still image: this writes "
+        ".mp4, .mov, .mkv, .webm, .gif or a folder/ for PNG frames"
+    )
     with pytest.raises(OutputKindError, match=r"is a video: this writes \.png, \.jpg, \.jpeg, \.webp$"):
         output_target(tmp_path / "clip.mp4", [], allowed=IMAGE_KINDS)
     with pytest.raises(OutputKindError, match="is a PNG-frames folder"):
@@ -173,8 +174,12 @@ def test_run_context_collects_notes_and_writes_the_settings_json_once(tmp_path: 
     path = run.finish({"frames": 1})
     doc = json.loads(path.read_text())
     assert path == tmp_path / "out.settings.json"
-    assert (doc["command"], doc["frames"], doc["batch"], doc["digest"]) == ("dv video", 1, {"job": "x"},
-                                                                             settings.digest())
+    assert (doc["command"], doc["frames"], doc["batch"], doc["digest"]) == (
+        "dv video",
+        1,
+        {"job": "x"},
+        settings.digest(),
+    )
     assert not run.work.root.exists()  # finished: the work folder is gone
     assert [p.name for p in tmp_path.iterdir()] == ["out.settings.json"]  # no temp file left
 
@@ -212,8 +217,13 @@ def _imports(path: Path) -> list[ast.ImportFrom]:
 
 
 def test_no_module_imports_a_private_name_of_another() -> None:
-    bad = [f"{p.name}: from .{n.module} import {a.name}" for p in sorted(PACKAGE.glob("*.py")) for n in _imports(p)
-           for a in n.names if a.name.startswith("_") and not a.name.startswith("__")]
+    bad = [
+        f"{p.name}: from .{n.module} import {a.name}"
+        for p in sorted(PACKAGE.glob("*.py"))
+        for n in _imports(p)
+        for a in n.names
+        if a.name.startswith("_") and not a.name.startswith("__")
+    ]
     assert bad == []
 
 

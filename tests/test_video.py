@@ -31,8 +31,23 @@ def vtest12(tmp_path_factory) -> Path:
     """A 12-frame cut of the real pedestrian clip, small."""
     src = need(MEDIA / "vtest.avi")
     out = tmp_path_factory.mktemp("vtest") / "vtest12.mp4"
-    ffmpeg("-ss", "3", "-i", str(src), "-frames:v", "12", "-vf", "scale=192:144", "-c:v", "libx264", "-crf", "12",
-           "-pix_fmt", "yuv420p", str(out))
+    ffmpeg(
+        "-ss",
+        "3",
+        "-i",
+        str(src),
+        "-frames:v",
+        "12",
+        "-vf",
+        "scale=192:144",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "12",
+        "-pix_fmt",
+        "yuv420p",
+        str(out),
+    )
     return out
 
 
@@ -156,8 +171,24 @@ def test_unwritable_output_folder(tmp_path):
 def test_cli_video_with_report(tmp_path):
     clip = make_clip(tmp_path / "c.mp4", seconds=0.5, fps="10", size="96x64", audio=True)
     out = tmp_path / "out.mp4"
-    result = runner.invoke(app, ["video", str(clip), "-o", str(out), "--model", "tiny", "--steps", "2",
-                                 "--octaves", "1", "--report", "--max-frames", "4"])
+    result = runner.invoke(
+        app,
+        [
+            "video",
+            str(clip),
+            "-o",
+            str(out),
+            "--model",
+            "tiny",
+            "--steps",
+            "2",
+            "--octaves",
+            "1",
+            "--report",
+            "--max-frames",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "flicker" in result.output and "dream strength" in result.output
     assert len(frames_of(out)) == 4 and probe(out).has_audio

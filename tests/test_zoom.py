@@ -57,8 +57,9 @@ def test_per_frame_steps_compose_to_the_per_second_motion(fps):
     import cv2
 
     pure = ZoomConfig(zoom_per_second=1.5, rotate_per_second=10.0, center=(0.3, 0.6))
-    np.testing.assert_allclose(camera_matrix(1.0, size, pure),
-                               cv2.getRotationMatrix2D((0.3 * 127, 0.6 * 95), 10.0, 1.5), atol=1e-5)
+    np.testing.assert_allclose(
+        camera_matrix(1.0, size, pure), cv2.getRotationMatrix2D((0.3 * 127, 0.6 * 95), 10.0, 1.5), atol=1e-5
+    )
 
 
 def test_transform_is_subpixel_and_never_black():
@@ -114,9 +115,31 @@ def test_cli_frame_count_rate_and_motion(tmp_path):
     """seconds x fps frames at the exact rate; neighbours are close while the dive changes the picture."""
     out = tmp_path / "dive.mp4"
     src = need(MEDIA / "starry_night.jpg")
-    res = runner.invoke(app, ["zoom", str(src), "-o", str(out), "--seconds", "1.5", "--fps", "24000/1001",
-                              "--size", "96x64", "--model", "tiny", "--steps", "3", "--octaves", "2",
-                              "--warm-steps", "2", "--zoom-per-second", "2"])
+    res = runner.invoke(
+        app,
+        [
+            "zoom",
+            str(src),
+            "-o",
+            str(out),
+            "--seconds",
+            "1.5",
+            "--fps",
+            "24000/1001",
+            "--size",
+            "96x64",
+            "--model",
+            "tiny",
+            "--steps",
+            "3",
+            "--octaves",
+            "2",
+            "--warm-steps",
+            "2",
+            "--zoom-per-second",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     frames = [f.astype(np.float32) for f in iter_frames(out)]
     assert len(frames) == 36
@@ -159,7 +182,7 @@ def test_zoom_per_second_is_the_same_at_24_and_60_fps(tmp_path):
         frames = folder_frames(out)
         assert len(frames) == round(1.05 * fps)
         found[fps] = _estimate_zoom(frames[0], frames[fps])
-    for fps, s in found.items():
+    for s in found.values():
         assert s == pytest.approx(1.5, rel=0.03), found
     assert found[24] == pytest.approx(found[60], rel=0.02), found
 
@@ -168,9 +191,34 @@ def test_loop_seam_is_an_ordinary_step(tmp_path):
     """--loop with dreaming on: mean |last - first| is no bigger than the steps between neighbours."""
     src = need(MEDIA / "starry_night.jpg")
     out = tmp_path / "loop/"
-    res = runner.invoke(app, ["zoom", str(src), "-o", str(out), "--seconds", "2", "--fps", "12", "--loop",
-                              "--set", "loop_seconds=0.5", "--size", "96x64", "--model", "tiny", "--steps", "4",
-                              "--octaves", "2", "--warm-steps", "2", "--rotate-per-second", "5"])
+    res = runner.invoke(
+        app,
+        [
+            "zoom",
+            str(src),
+            "-o",
+            str(out),
+            "--seconds",
+            "2",
+            "--fps",
+            "12",
+            "--loop",
+            "--set",
+            "loop_seconds=0.5",
+            "--size",
+            "96x64",
+            "--model",
+            "tiny",
+            "--steps",
+            "4",
+            "--octaves",
+            "2",
+            "--warm-steps",
+            "2",
+            "--rotate-per-second",
+            "5",
+        ],
+    )
     assert res.exit_code == 0, res.output
     frames = folder_frames(out)
     assert len(frames) == 24
@@ -201,8 +249,9 @@ def test_colour_holds_over_a_long_run(tmp_path):
     assert mean_abs(frames[0], frames[-1]) > 10.0  # the content did change
     # The hold is what keeps it: without it the same chain slides far off (tiny model: red 59 -> 188).
     free = tmp_path / "free/"
-    render_zoom(src, free, tiny(size=(64, 64), seconds=2, fps=30, step_size=0.08, zoom_per_second=1.5,
-                                color_match=False))
+    render_zoom(
+        src, free, tiny(size=(64, 64), seconds=2, fps=30, step_size=0.08, zoom_per_second=1.5, color_match=False)
+    )
     loose = folder_frames(free)
     assert np.abs(loose[-1].reshape(-1, 3).mean(0) - loose[0].reshape(-1, 3).mean(0)).max() > 20.0
 
@@ -211,8 +260,29 @@ def test_noise_with_size_and_audio(tmp_path):
     sound = tmp_path / "tone.m4a"
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=4", "-c:a", "aac", str(sound))
     out = tmp_path / "noise.mp4"
-    res = runner.invoke(app, ["zoom", "--noise", "-o", str(out), "--size", "96x64", "--seconds", "1.5", "--fps", "10",
-                              "--soundtrack", str(sound), "--model", "tiny", "--steps", "2", "--octaves", "2"])
+    res = runner.invoke(
+        app,
+        [
+            "zoom",
+            "--noise",
+            "-o",
+            str(out),
+            "--size",
+            "96x64",
+            "--seconds",
+            "1.5",
+            "--fps",
+            "10",
+            "--soundtrack",
+            str(sound),
+            "--model",
+            "tiny",
+            "--steps",
+            "2",
+            "--octaves",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     info = probe(out)
     assert (info.width, info.height) == (96, 64)
@@ -226,8 +296,19 @@ def test_noise_with_size_and_audio(tmp_path):
 def test_schedule_drives_the_camera(tmp_path):
     """A schedule holding zoom_per_second at 1 overrides the config's zoom: with dreaming off, nothing moves."""
     out = tmp_path / "still/"
-    render_zoom(None, out, tiny(noise=True, steps=0, size=(64, 48), seconds=1, fps=8, zoom_per_second=2.0,
-                                schedule=["zoom_per_second=0:1,1:1"]))
+    render_zoom(
+        None,
+        out,
+        tiny(
+            noise=True,
+            steps=0,
+            size=(64, 48),
+            seconds=1,
+            fps=8,
+            zoom_per_second=2.0,
+            schedule=["zoom_per_second=0:1,1:1"],
+        ),
+    )
     frames = folder_frames(out)
     assert len(frames) == 8 and mean_abs(frames[0], frames[-1]) < 0.5
     moving = tmp_path / "moving/"
@@ -259,19 +340,22 @@ def test_resume_continues_the_chain_exactly(tmp_path):
 # --- errors --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [
-    ["--noise", "--zoom-per-second", "0"],
-    ["--noise", "--zoom-per-second", "-1.2"],
-    ["--noise", "--fps", "0"],
-    ["--noise", "--fps", "fast"],
-    ["--noise", "--seconds", "-1"],
-    ["--noise", "--center", "1.5,0.5"],
-    ["--noise", "--center", "0.5"],
-    ["--noise", "--size", "big"],
-    [],  # neither an image nor --noise
-    ["IMAGE", "--noise"],  # both
-    ["--noise", "--react", "zoom_per_second=loudness:1..2"],  # reacting to sound without --audio
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--noise", "--zoom-per-second", "0"],
+        ["--noise", "--zoom-per-second", "-1.2"],
+        ["--noise", "--fps", "0"],
+        ["--noise", "--fps", "fast"],
+        ["--noise", "--seconds", "-1"],
+        ["--noise", "--center", "1.5,0.5"],
+        ["--noise", "--center", "0.5"],
+        ["--noise", "--size", "big"],
+        [],  # neither an image nor --noise
+        ["IMAGE", "--noise"],  # both
+        ["--noise", "--react", "zoom_per_second=loudness:1..2"],  # reacting to sound without --audio
+    ],
+)
 def test_bad_options_are_one_line_errors(tmp_path, args):
     src = need(MEDIA / "starry_night.jpg")
     out = tmp_path / "bad.mp4"
@@ -290,7 +374,24 @@ def test_failure_before_the_first_frame_leaves_no_work_folder(tmp_path):
 
     silent = make_clip(tmp_path / "silent.mp4", seconds=0.5, fps="10", size="64x64")
     out = tmp_path / "z.mp4"
-    r = runner.invoke(app, ["zoom", "--noise", "--size", "64x64", "-o", str(out), "--seconds", "0.5", "--model",
-                            "tiny", "--soundtrack", str(silent), "--react", "step_size=loudness:0.01..0.02"])
+    r = runner.invoke(
+        app,
+        [
+            "zoom",
+            "--noise",
+            "--size",
+            "64x64",
+            "-o",
+            str(out),
+            "--seconds",
+            "0.5",
+            "--model",
+            "tiny",
+            "--soundtrack",
+            str(silent),
+            "--react",
+            "step_size=loudness:0.01..0.02",
+        ],
+    )
     assert r.exit_code == 1 and "sound" in r.output and "Traceback" not in r.output, r.output
     assert not out.exists() and not work_dir_for(out).exists()
