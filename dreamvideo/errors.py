@@ -28,3 +28,7 @@ class ModelError(DreamVideoError):
 
 class MediaError(DreamVideoError):
     """ffmpeg or OpenCV failed on a file that looked valid."""
+
+
+class ClusterError(DreamVideoError):
+    """Ray is not installed, no cluster can be reached, or a worker cannot see the shared storage."""

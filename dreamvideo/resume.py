@@ -40,8 +40,9 @@ def input_identity(path: Path | None) -> dict[str, Any] | None:
 class WorkDir:
     """Finished frames and resume state of one render."""
 
-    def __init__(self, output: Path, digest: str, source: dict[str, Any] | None):
-        self.root = work_dir_for(output)
+    def __init__(self, output: Path, digest: str, source: dict[str, Any] | None, *, root: Path | None = None):
+        """root: the folder to use instead of the output's own work folder (one segment of a split render)."""
+        self.root = Path(root) if root is not None else work_dir_for(output)
         self.frames_dir = self.root / "frames"
         self.digest = digest  # settings digest; another one means start over
         self.source = source  # input identity; another one means start over
