@@ -72,7 +72,7 @@ class VideoConfig:
     # Segmented renders (--segments N): each segment after the first starts this many seconds early,
     # 0..60 s, dreamed and thrown away, so its chain has settled by its first kept frame.
     preroll: float = 1.0
-    join: float = 0.5  # seconds by which adjacent segments overlap, cross-faded, 0..10 s (0 = a hard cut)
+    join: float = 2.0  # seconds by which adjacent segments overlap, cross-faded, 0..10 s (0 = a hard cut)
 
 
 @dataclass(frozen=True)

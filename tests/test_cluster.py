@@ -285,14 +285,14 @@ def test_worker_killed_mid_render_the_job_completes_with_every_frame_once(cluste
     frames = list(iter_frames(output))
     assert len(frames) == 60 and probe(output).has_audio
     steps = [np.abs(a.astype(np.int16) - b.astype(np.int16)).mean() for a, b in zip(frames, frames[1:])]
-    assert min(steps) > 0.5  # no frame twice (the source moves every frame)
+    assert min(steps) > 0.1  # no frame twice (the source moves every frame; a repeat encodes to ~0)
     assert _no_partials(tmp_path / "out") == [] and not work_dir_for(output).exists()
 
 
 @pytest.mark.slow
 def test_driver_killed_mid_batch_then_rerun_skips_and_resumes(cluster, tmp_path):
     make_clip(tmp_path / "short.mp4", seconds=0.5, fps="10", size="64x48")
-    make_clip(tmp_path / "long.mp4", seconds=6, fps="10", size="64x48")
+    make_clip(tmp_path / "long.mp4", seconds=20, fps="10", size="64x48")
     manifest = _manifest(tmp_path, [("short.mp4", "short.mp4"), ("long.mp4", "long.mp4")])
     long_out = tmp_path / "out" / "long.mp4"
     driver = _start(cluster, "batch", str(manifest), "--ray", cluster.address, cwd=tmp_path)
@@ -312,7 +312,7 @@ def test_driver_killed_mid_batch_then_rerun_skips_and_resumes(cluster, tmp_path)
     assert re.search(r"\[1/2\] short: skipped", again.stdout), again.stdout
     resumed = re.search(r"\[2/2\] long: done in .* (\d+) frames resumed", again.stdout)
     assert resumed and int(resumed.group(1)) >= 5, again.stdout
-    assert sum(1 for _ in iter_frames(long_out)) == 60
+    assert sum(1 for _ in iter_frames(long_out)) == 200
 
 
 def _flicker(out: list[np.ndarray], raw: list[np.ndarray]) -> list[tuple[float, float]]:
