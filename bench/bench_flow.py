@@ -21,7 +21,6 @@ leaving prev where it is.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import shared_dir  # noqa: E402
 from dreamvideo.flow import FlowEstimator, coherence, warp  # noqa: E402
 
 CONFIGS = [
@@ -39,12 +39,6 @@ CONFIGS = [
     ("farneback", None),
     ("dis-fast", 320),
 ]
-
-
-def media_dir() -> Path:
-    env = os.environ.get("DREAMVIDEO_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-    return base / "media"
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -135,7 +129,7 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=100, help="first vtest.avi frame (default 100)")
     ap.add_argument("--repeat", type=int, default=10, help="timing repeats for the rubberwhale pair (default 10)")
     args = ap.parse_args()
-    media = media_dir()
+    media = shared_dir() / "media"
     if not media.is_dir():
         raise SystemExit(f"shared media not found at {media} (set DREAMVIDEO_SHARED)")
     table("vtest.avi", vtest_pairs(media / "vtest.avi", args.start, args.pairs), repeat=1)

@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -47,6 +45,7 @@ import numpy as np
 
 from .decode import read_audio  # ffmpeg decoding lives in decode.py
 from .errors import ConfigError, InputError
+from .files import write_atomic
 from .timing import parse_fps
 
 FEATURES: tuple[str, ...] = ("loudness", "onsets", "low", "mid", "high")
@@ -350,16 +349,7 @@ def save_features(f: AudioFeatures, path) -> None:
         onset_frames=np.asarray(f.onset_frames, dtype=np.int64),
         **{name: np.asarray(f.feature(name), dtype=np.float32) for name in FEATURES},
     )
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, buf.getvalue(), unique=True)  # unique: two renders may share one cache
 
 
 def load_features(path) -> AudioFeatures:

@@ -1,69 +1,34 @@
-"""Overnight batches: a TOML manifest of jobs, validated whole, run one by one, resumable.
-
-A manifest is data, parsed with tomllib and never evaluated::
-
-    description = "Saturday night"            # optional
-
-    [defaults]                                # optional: applies to every job
-    preset = "fast-preview"                   # a preset name or a .toml path (relative to this file)
-    max_side = 480                            # flat settings keys ...
-    [defaults.encode]                         # ... or sectioned tables, as in presets
-    crf = 20
-
-    [[job]]
-    name = "beach"                            # optional; default: the output's stem
-    kind = "video"                            # "image", "video" or "zoom"
-    input = "clips/beach.mp4"                 # relative paths resolve against this file's folder
-    output = "out/beach.mp4"                  # a folder/ (trailing slash) for PNG frames
-    preset = "classic"                        # optional; replaces the defaults' preset
-    steps = 12                                # settings: flat keys, sectioned tables ([job.video]),
-    overrides = { blend = 0.2 }               # or an `overrides` table (applied last)
-
-    [[job]]
-    kind = "zoom"
-    input = "butterfly.jpg"
-    output = "out/dive.mp4"
-    audio = "music/track.mp3"                 # zoom only: a sound track (and audio reactions)
-
-Each job's settings resolve as: defaults < preset (the job's, else the defaults') < the
-[defaults] settings < the job's settings. The whole manifest is checked before anything renders:
-kinds, missing and unknown keys, bad values (config.merge), unknown models and layers, duplicate
-outputs, an output that is an input; an error names the file, the job (index and name) and the
-key. A missing input file is not a manifest error (it may be on a drive mounted later): that job
-alone fails.
+"""Overnight batches: the runner. Jobs of a validated manifest (manifest.py) run one by one, resumable.
 
 Running: a job whose output exists and whose settings JSON beside it records the same settings
 (digest) and input is skipped as done; an interrupted video job resumes from its work folder
 (render.py / resume.py); a failing job is logged and reported, and the rest run. Each job appends
-to its log file ``<manifest-stem>.logs/NN-name.log`` beside the manifest.
+to its log file ``<manifest-stem>.logs/NN-name.log`` beside the manifest. ``--dry-run`` estimates
+frames and time per job (the cost model below) and renders nothing.
 
 The library never prints: it reports through ``on_event(line)`` and ``on_progress(done, total)``.
+``load_manifest`` and ``Job``/``Manifest`` live in manifest.py and are importable from here too.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import json
 import os
-import re
 import time
 import traceback
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
-from .config import FLAT_INDEX, SECTIONS, Settings, merge, settings_from_dict
-from .encode import IMAGE_SUFFIXES as IMAGE_EXTS, VIDEO_SUFFIXES as VIDEO_EXTS  # the encoder's own lists
-from .errors import ConfigError, DreamVideoError, InputError, ModelError, OutputError
-from .presets import load_preset, read_toml
+from .config import settings_from_dict
+from .errors import DreamVideoError, InputError, OutputError
+from .manifest import JOB_KINDS, Job, Manifest, load_manifest
+from .toolkit import ProgressFn, noop, settings_path
 
-KINDS = ("image", "video", "zoom")
-JOB_KEYS = ("name", "kind", "input", "output", "preset", "audio", "overrides")  # non-setting keys of a [[job]]
-DEFAULTS_KEYS = ("preset",)  # non-setting keys of [defaults]
-TOP_KEYS = ("description", "defaults", "job")  # the manifest's top level
-_SETTING_KEYS = (*SECTIONS, *FLAT_INDEX, "schedule", "react")
-
+__all__ = ["BatchSummary", "Executor", "JOB_KINDS", "Job", "JobOutcome", "Manifest", "append_log", "done_reason",
+           "estimate", "format_summary", "job_tag", "job_what", "load_manifest", "outcome_line", "run_batch",
+           "run_job", "run_local"]
 
 # Rough cost of ONE gradient step on a 1-megapixel image, in seconds, for --dry-run estimates.
 # Measured once (not at run time) on a 2-core x86 CPU with TensorFlow 2.x: InceptionV3 ~1.9 s,
@@ -74,252 +39,7 @@ DEFAULT_SECONDS_PER_MEGAPIXEL_STEP = 2.0  # other models
 SECONDS_PER_STEP_CALL = 0.02  # fixed cost of one step at one octave whatever its size (dominates small frames)
 SECONDS_PER_FRAME_OVERHEAD = 0.03  # decode, flow, colour match, encode, saving the resume frame
 
-EventFn = Callable[[str], None]
-ProgressFn = Callable[[int, "int | None"], None]
-
-
-def _noop(*_: Any) -> None:
-    pass
-
-
-# --- the manifest --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Job:
-    """One validated [[job]] of a manifest."""
-
-    index: int  # 1-based position in the manifest, as in error messages and log names
-    name: str  # the job's name (default: the output's stem); unique within the manifest
-    kind: str  # "image", "video" or "zoom"
-    input: Path | None  # absolute input path; None only for a zoom from noise (zoom.noise = true)
-    output: Path  # absolute output path (a folder for PNG frames when `folder` is true)
-    folder: bool  # True when the output is a PNG-frames folder (written with a trailing '/')
-    audio: Path | None  # zoom only: absolute path of a sound track; None = none
-    preset: str | None  # the preset the settings start from (the job's, else the defaults'); None = defaults
-    settings: Settings  # fully resolved settings
-    overrides: dict[str, Any] = field(default_factory=dict)  # the job's own settings keys, as written
-
-    @property
-    def label(self) -> str:
-        """'job 2 ("beach")', the way errors and events name a job."""
-        return f'job {self.index} ("{self.name}")'
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A validated batch manifest."""
-
-    path: Path  # the manifest file, absolute
-    description: str  # optional top-level description ("" when absent)
-    jobs: tuple[Job, ...]  # in file order
-    log_dir: Path  # where the per-job logs go: <manifest-stem>.logs/ beside the manifest
-
-    def log_path(self, job: Job) -> Path:
-        """The job's log file: NN-name.log (name reduced to safe characters)."""
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", job.name).strip("-.") or "job"
-        return self.log_dir / f"{job.index:02d}-{slug[:60]}.log"
-
-
-def _unknown(where: str, key: str, valid: tuple[str, ...] | list[str], fallback: str) -> ConfigError:
-    hint = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.75)
-    tail = f" (did you mean {hint[0]!r}?)" if hint else f"; {fallback}"
-    return ConfigError(f"{where}: unknown key {key!r}{tail}")
-
-
-def _split(where: str, table: Mapping[str, Any], own: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(own keys, settings keys) of a table; ConfigError for a key that is neither."""
-    mine: dict[str, Any] = {}
-    settings: dict[str, Any] = {}
-    for key, value in table.items():
-        if key in own:
-            mine[key] = value
-        elif key in _SETTING_KEYS:
-            settings[key] = value
-        else:
-            raise _unknown(where, key, (*own, *_SETTING_KEYS),
-                           f"use {', '.join(own)} or a setting (see `dreamvideo presets show default`)")
-    return mine, settings
-
-
-def _string(where: str, key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: {key} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _resolve(base: Path, value: str) -> Path:
-    p = Path(value).expanduser()
-    return Path(os.path.abspath(p if p.is_absolute() else base / p))
-
-
-def _preset_ref(base: Path, value: str) -> str:
-    """A preset name stays a name; a path (.toml or with a slash) resolves against the manifest's folder."""
-    if value.endswith(".toml") or "/" in value or os.sep in value:
-        return str(_resolve(base, value))
-    return value
-
-
-def _is_folder(value: str) -> bool:
-    return value.endswith(("/", os.sep)) or Path(value).suffix == ""
-
-
-def _default_name(output: str) -> str:
-    """A job's name when it has none: the output's stem (a frames folder's name)."""
-    p = Path(output.rstrip("/" + os.sep) or "output")
-    return p.name if _is_folder(output) else p.stem
-
-
-def _check_model(where: str, settings: Settings) -> None:
-    """Unknown model or layer names are manifest errors (no model is built here)."""
-    from .model import check_layers, get_spec
-
-    d = settings.dream
-    if d.model is None:
-        return
-    try:
-        spec = get_spec(d.model)
-        if spec.layers:
-            check_layers(spec, d.layers)
-    except ModelError as err:
-        raise ConfigError(f"{where}: {err}") from None
-
-
-def _check_encode(where: str, settings: Settings) -> None:
-    from .encode import X264_PRESETS
-
-    if settings.encode.encoder_preset not in X264_PRESETS:
-        raise ConfigError(f"{where}: encoder_preset {settings.encode.encoder_preset!r} is unknown: "
-                          f"use one of {', '.join(X264_PRESETS)}")
-
-
-def load_manifest(path: str | Path) -> Manifest:
-    """Read and validate a manifest; ConfigError (one line naming file, job and key) on any problem."""
-    shown = str(path)  # errors name the file as the user gave it
-    path = Path(os.path.abspath(Path(path).expanduser()))
-    data = read_toml(path)
-    base = path.parent
-    for key in data:
-        if key not in TOP_KEYS:
-            raise _unknown(shown, key, TOP_KEYS, "a manifest has [defaults] and [[job]] tables (and a description)")
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        raise ConfigError(f"{shown}: description must be a string")
-
-    defaults = data.get("defaults", {})
-    if not isinstance(defaults, dict):
-        raise ConfigError(f"{shown}: defaults must be a table: write [defaults]")
-    where = f"{shown}: [defaults]"
-    own, default_settings = _split(where, defaults, DEFAULTS_KEYS)
-    default_preset = _preset_ref(base, _string(where, "preset", own["preset"])) if "preset" in own else None
-    try:
-        merge(load_preset(default_preset), default_settings, source=where)
-    except ConfigError as err:
-        msg = str(err)
-        raise ConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
-
-    raw_jobs = data.get("job")
-    if raw_jobs is None:
-        raise ConfigError(f"{shown}: no jobs: add [[job]] tables with kind, input and output")
-    if isinstance(raw_jobs, dict):
-        raise ConfigError(f"{shown}: write each job as [[job]] (double brackets), not [job]")
-    if not isinstance(raw_jobs, list) or not raw_jobs:
-        raise ConfigError(f"{shown}: no jobs: add [[job]] tables with kind, input and output")
-
-    explicit = [t.get("name") for t in raw_jobs if isinstance(t, dict) and isinstance(t.get("name"), str)]
-    jobs: list[Job] = []
-    outputs: dict[str, Job] = {}
-    sidecars: dict[str, Job] = {}
-    names: dict[str, Job] = {}
-    for index, table in enumerate(raw_jobs, start=1):
-        where = f"{shown}: job {index}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: must be a table of keys")
-        if "name" in table:
-            where = f'{where} ("{_string(where, "name", table["name"])}")'
-        elif isinstance(table.get("output"), str) and table["output"].strip():
-            where = f'{where} ("{_default_name(table["output"])}")'
-        job = _load_job(where, index, table, base, default_preset, default_settings)
-        if "name" not in table and (job.name in names or job.name in explicit):
-            job = dataclasses.replace(job, name=f"{job.name}-{index}")  # two outputs with one stem
-        where = f"{shown}: {job.label}"
-        for other_map, key, what in ((outputs, str(job.output), "output"),
-                                     (sidecars, str(_settings_path(job)), "settings file"),
-                                     (names, job.name, "name")):
-            other = other_map.get(key)
-            if other is not None:
-                raise ConfigError(f"{where}: {what} {key!r} is also {other.label}'s: each job needs its own")
-            other_map[key] = job
-        jobs.append(job)
-    return Manifest(path=path, description=description.strip(), jobs=tuple(jobs),
-                    log_dir=path.parent / f"{path.stem}.logs")
-
-
-def _load_job(where: str, index: int, table: dict[str, Any], base: Path, default_preset: str | None,
-              default_settings: dict[str, Any]) -> Job:
-    own, job_settings = _split(where, table, JOB_KEYS)
-    overrides = own.get("overrides", {})
-    if not isinstance(overrides, dict):
-        raise ConfigError(f"{where}: overrides must be a table of settings, e.g. overrides = {{ steps = 4 }}")
-    _, extra = _split(f"{where}: overrides", overrides, ())
-    for missing in ("kind", "output"):
-        if missing not in own:
-            raise ConfigError(f"{where}: missing key {missing!r}: each job needs kind, input and output")
-    kind = _string(where, "kind", own["kind"])
-    if kind not in KINDS:
-        raise ConfigError(f"{where}: kind {kind!r} is unknown: use one of {', '.join(KINDS)}")
-    out_text = _string(where, "output", own["output"])
-    output = _resolve(base, out_text)
-    folder = kind != "image" and _is_folder(out_text)
-    name = own["name"] if "name" in own else _default_name(out_text)
-
-    preset = _preset_ref(base, _string(where, "preset", own["preset"])) if "preset" in own else default_preset
-    try:
-        settings = load_preset(preset)
-    except ConfigError as err:
-        raise ConfigError(f"{where}: {err}") from None
-    settings = merge(settings, default_settings, source=f"{where}: [defaults]")
-    settings = merge(settings, job_settings, source=where)
-    settings = merge(settings, extra, source=f"{where}: overrides")
-    _check_model(where, settings)
-    _check_encode(where, settings)
-
-    suffix = output.suffix.lower()
-    if kind == "image" and suffix not in IMAGE_EXTS:
-        raise ConfigError(f"{where}: output {out_text!r} is not an image: use .png, .jpg or .webp")
-    if kind != "image" and not folder and suffix not in VIDEO_EXTS:
-        raise ConfigError(f"{where}: output {out_text!r} is not a video: use .mp4, .mov, .mkv, .webm, .gif "
-                          "or a folder/ for PNG frames")
-
-    input_path: Path | None = None
-    if "input" in own:
-        in_text = _string(where, "input", own["input"])
-        input_path = _resolve(base, in_text)
-        in_suffix = input_path.suffix.lower()
-        if kind == "video" and in_suffix in IMAGE_EXTS:
-            raise ConfigError(f"{where}: input {in_text!r} is an image: a video job needs a video "
-                              "(use kind = \"zoom\" to animate a still)")
-        if kind in ("image", "zoom") and in_suffix in VIDEO_EXTS and in_suffix != ".gif":
-            raise ConfigError(f"{where}: input {in_text!r} is a video: a {kind} job needs an image "
-                              "(use kind = \"video\")")
-        if input_path == output:
-            raise ConfigError(f"{where}: output {out_text!r} is the input: choose another output name")
-        if kind == "zoom" and settings.zoom.noise:
-            raise ConfigError(f"{where}: a zoom starts from an input image or from noise, not both: "
-                              "drop input or noise = true")
-    elif not (kind == "zoom" and settings.zoom.noise):
-        raise ConfigError(f"{where}: missing key 'input'" + (" (or set noise = true)" if kind == "zoom" else ""))
-
-    audio: Path | None = None
-    if "audio" in own:
-        if kind != "zoom":
-            raise ConfigError(f"{where}: audio is for zoom jobs only: a {kind} job keeps its source's sound")
-        audio = _resolve(base, _string(where, "audio", own["audio"]))
-        if audio == output:
-            raise ConfigError(f"{where}: output {out_text!r} is the audio file: choose another output name")
-
-    return Job(index=index, name=name, kind=kind, input=input_path, output=output, folder=folder, audio=audio,
-               preset=preset, settings=settings, overrides={**job_settings, **extra})
+EventFn = Callable[[str], None]  # one line per event
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -333,11 +53,11 @@ class JobOutcome:
     status: str  # "done", "skipped", "failed", or in a dry run "would-run", "would-resume", "would-skip"
     seconds: float = 0.0  # wall time spent on the job (0 for skipped and dry-run jobs)
     frames: int | None = None  # frames written, or in a dry run the estimate; None = unknown
-    resumed_frames: int = 0  # finished frames reused from an interrupted run (frames still to do, in a dry run: frames - this)
+    resumed_frames: int = 0  # finished frames reused from an interrupted run (dry run: frames - this are to do)
     reason: str | None = None  # one line: why it failed, why it was skipped, or a dry-run remark
     estimated_seconds: float | None = None  # dry run only: rough time the job would take
     log: Path | None = None  # the job's log file (None in a dry run)
-    where: str | None = None  # where it ran, on a cluster ("127.0.0.1 worker 2"); None = here
+    where: str | None = None  # where it ran, on a cluster ("10.0.0.5 (1a2b3c4d) worker 2"); None = here
 
 
 @dataclass
@@ -369,9 +89,7 @@ class BatchSummary:
 
 
 def _settings_path(job: Job) -> Path:
-    from .render import settings_path
-
-    return settings_path(job.output)
+    return settings_path(job.target)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -419,7 +137,7 @@ def done_reason(job: Job) -> str | None:
                 return None  # the input was replaced after the render
         except OSError:
             pass  # input not mounted right now: the finished output still stands
-    if job.audio is not None and job.settings.encode.audio and doc.get("audio") != str(job.audio):
+    if job.soundtrack is not None and doc.get("soundtrack") != str(job.soundtrack):
         return None  # another sound track
     return f"already done ({_show(out)}, same settings)"
 
@@ -566,43 +284,38 @@ def _one_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-RenderFn = Callable[[Job, str, Callable[[str], None], ProgressFn], Any]  # (job, command, on_note, on_progress)
-# An executor runs the jobs that must run (in any order, anywhere) and yields their outcomes as they
-# finish: executor(jobs, manifest, command, on_event, on_progress). run_local is the default one.
-Executor = Callable[[list[Job], Manifest, str, EventFn, ProgressFn], Iterator["JobOutcome"]]
+def _render(job: Job, manifest: Manifest, command: str, on_note: Callable[[str], None],
+            on_progress: ProgressFn) -> Any:
+    """Call the job's renderer (imported here: tests replace it); returns its RenderResult.
 
-
-def render_job(job: Job, command: str, on_note: Callable[[str], None], on_progress: ProgressFn) -> Any:
-    """Call the job's renderer; returns its RenderResult."""
+    The output goes as its resolved target (path and kind, so a "run.6/" folder stays a folder);
+    the batch's own keys (manifest, job) are written into the settings JSON with the renderer's.
+    """
     from .render import render_image, render_video
 
     if job.input is not None and not job.input.exists():
         raise InputError(f"input {str(job.input)!r} not found: check the path (or mount the drive) and run again")
-    job.output.parent.mkdir(parents=True, exist_ok=True)
-    if job.folder:
-        # render.py recognises a PNG-frames output by an existing folder (a Path drops the '/')
-        job.output.mkdir(exist_ok=True)
+    try:
+        job.output.parent.mkdir(parents=True, exist_ok=True)  # the folder that holds the output, not the output
+    except OSError as err:
+        raise OutputError(f"cannot create the folder {str(job.output.parent)!r} ({err.strerror}): "
+                          "choose an output in a folder you can write to") from None
+    record = {"batch": {"manifest": str(manifest.path), "job": job.name, "index": job.index}}
+    common: dict[str, Any] = {"command": command, "on_note": on_note, "record": record}
     if job.kind == "image":
-        return render_image(job.input, job.output, job.settings, command=command, on_note=on_note)
+        return render_image(job.input, job.target, job.settings, **common)
     if job.kind == "video":
-        return render_video(job.input, job.output, job.settings, command=command, on_progress=on_progress,
-                            on_note=on_note, resume=True)
+        return render_video(job.input, job.target, job.settings, on_progress=on_progress, resume=True, **common)
     from .zoom import render_zoom
 
-    return render_zoom(job.input, job.output, job.settings, command=command, on_progress=on_progress,
-                       on_note=on_note, resume=True, audio=job.audio)
+    return render_zoom(job.input, job.target, job.settings, on_progress=on_progress, resume=True,
+                       soundtrack=job.soundtrack, **common)
 
 
-def _mark_settings_file(job: Job, manifest: Manifest) -> None:
-    """Add the settings digest and the batch (manifest, job) to the settings JSON the renderer wrote."""
-    path = _settings_path(job)
-    doc = _read_json(path)
-    if doc is None:
-        return
-    doc["batch"] = {"manifest": str(manifest.path), "job": job.name, "index": job.index}
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(doc, indent=2, default=str))
-    os.replace(tmp, path)
+RenderFn = Callable[[Job, Manifest, str, Callable[[str], None], ProgressFn], Any]  # as _render
+# An executor runs the jobs that must run (in any order, anywhere) and yields their outcomes as they
+# finish: executor(jobs, manifest, command, on_event, on_progress). run_local is the default one.
+Executor = Callable[[list[Job], Manifest, str, EventFn, ProgressFn], Iterator["JobOutcome"]]
 
 
 def append_log(manifest: Manifest, job: Job, text: str) -> None:
@@ -620,12 +333,12 @@ def job_what(job: Job) -> str:
     return f"{job.kind} {_show(job.input) if job.input else '(noise)'} -> {_show(job.output)}"
 
 
-def run_job(job: Job, manifest: Manifest, command: str, *, on_note: Callable[[str], None] = _noop,
-            on_progress: ProgressFn = _noop, render: RenderFn | None = None) -> JobOutcome:
-    """Render one job that must run, with its log and its settings marker; never raises for the job's
-    own failure (a DreamVideoError or a bug becomes a failed outcome). KeyboardInterrupt is logged
-    and re-raised (finished frames stay). Runs wherever an executor calls it (a Ray worker too):
-    it reads and writes only paths. ``render`` replaces render_job (a split render's assembly).
+def run_job(job: Job, manifest: Manifest, command: str, *, on_note: Callable[[str], None] = noop,
+            on_progress: ProgressFn = noop, render: RenderFn | None = None) -> JobOutcome:
+    """Render one job that must run, with its log; never raises for the job's own failure (a
+    DreamVideoError or a bug becomes a failed outcome). KeyboardInterrupt is logged and re-raised
+    (finished frames stay). Runs wherever an executor calls it (a Ray worker too): it reads and
+    writes only paths. ``render`` replaces _render (a split video's assembly).
     """
     log = _Log(manifest.log_path(job))
     log(f"=== {job.label} of {manifest.path}: {job_what(job)}")
@@ -639,7 +352,7 @@ def run_job(job: Job, manifest: Manifest, command: str, *, on_note: Callable[[st
 
     job_command = f'{command} (manifest {manifest.path}, job {job.index} "{job.name}")'
     try:
-        result = (render or render_job)(job, job_command, note, on_progress)
+        result = (render or _render)(job, manifest, job_command, note, on_progress)
     except DreamVideoError as err:
         return _failed(job, _one_line(err), start, log)
     except KeyboardInterrupt:
@@ -649,10 +362,6 @@ def run_job(job: Job, manifest: Manifest, command: str, *, on_note: Callable[[st
         log(traceback.format_exc())
         return _failed(job, f"{type(err).__name__}: {_one_line(err)} (traceback in {_show(log.path)})", start, log)
     seconds = time.perf_counter() - start
-    try:
-        _mark_settings_file(job, manifest)
-    except OSError as err:  # the output is fine; only the skip marker is missing
-        log(f"could not add the digest to the settings file: {err}")
     resumed = int(getattr(result, "resumed_frames", 0) or 0)
     frames = int(getattr(result, "frames", 1) or 1)
     outcome = JobOutcome(job, "done", seconds=seconds, frames=frames, resumed_frames=resumed, log=log.path)
@@ -662,7 +371,7 @@ def run_job(job: Job, manifest: Manifest, command: str, *, on_note: Callable[[st
 
 
 def outcome_line(outcome: JobOutcome) -> str:
-    """'done in 12.3 s (40 frames, 0.31 s/frame) -> out/b.mp4' or 'FAILED: reason' (plus where it ran)."""
+    """'done in 12.3 s (40 frames, 0.31 s/frame) -> out/b.mp4' or 'FAILED: reason' (and where it ran)."""
     where = f" (on {outcome.where})" if outcome.where else ""
     if outcome.status == "failed":
         return f"FAILED: {outcome.reason}{where}"
@@ -687,8 +396,8 @@ def run_batch(
     manifest: Manifest,
     *,
     dry_run: bool = False,
-    on_event: EventFn = _noop,
-    on_progress: ProgressFn = _noop,
+    on_event: EventFn = noop,
+    on_progress: ProgressFn = noop,
     command: str | None = None,
     executor: Executor | None = None,
 ) -> BatchSummary:
@@ -714,9 +423,15 @@ def run_batch(
     todo: list[Job] = []
     for job in manifest.jobs:
         tag = job_tag(job, manifest)
-        done = done_reason(job)
-        if dry_run:
-            outcomes.append(_plan(job, tag, job_what(job), done, on_event))
+        try:
+            done = done_reason(job)
+            if dry_run:
+                outcomes.append(_plan(job, tag, job_what(job), done, on_event))
+                continue
+        except DreamVideoError as err:  # this job alone: the rest of the batch (or dry run) goes on
+            reason = f"{manifest.path}: {job.label}: {_one_line(err)}"
+            on_event(f"{tag}: FAILED: {reason}")
+            outcomes.append(JobOutcome(job, "failed", reason=reason))
             continue
         if done:
             log = _Log(manifest.log_path(job))
@@ -768,7 +483,9 @@ def format_summary(summary: BatchSummary) -> list[str]:
             time_text = f"~{_fmt_seconds(o.estimated_seconds)}" if o.estimated_seconds is not None else "-"
         else:
             time_text = _fmt_seconds(o.seconds) if o.status in ("done", "failed") else "-"
-        frames = "-" if o.frames is None else (f"{o.frames} ({o.resumed_frames} kept)" if o.resumed_frames else str(o.frames))
+        frames = "-" if o.frames is None else str(o.frames)
+        if o.frames is not None and o.resumed_frames:
+            frames = f"{o.frames} ({o.resumed_frames} kept)"
         detail = o.reason if o.status in ("failed", "skipped", "would-skip") or (o.reason and summary.dry_run) \
             else _show(o.job.output)
         if o.where:
@@ -787,5 +504,7 @@ def format_summary(summary: BatchSummary) -> list[str]:
                      "estimated (rough); nothing was rendered")
     else:
         lines.append(f"{len(summary.done)} done, {len(summary.skipped)} skipped, {len(summary.failed)} failed "
-                     f"in {_fmt_seconds(summary.seconds)}; logs in {_show(summary.manifest.parent / (summary.manifest.stem + '.logs'))}")
+                     f"in {_fmt_seconds(summary.seconds)}; "
+                     f"logs in {_show(summary.manifest.parent / (summary.manifest.stem + '.logs'))}")
     return lines
+

@@ -68,8 +68,8 @@ ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", rich_help_panel
                                          help="Continue an interrupted render from its finished frames.")]
 _STILL = ", ".join(IMAGE_SUFFIXES)
 _MOVING = " ".join(VIDEO_SUFFIXES)
-ImageOut = Annotated[Path, typer.Option("--output", "-o", rich_help_panel="Output", help=f"Output image: {_STILL}.")]
-VideoOut = Annotated[Path, typer.Option("--output", "-o", rich_help_panel="Output",
+ImageOut = Annotated[str, typer.Option("--output", "-o", rich_help_panel="Output", help=f"Output image: {_STILL}.")]
+VideoOut = Annotated[str, typer.Option("--output", "-o", rich_help_panel="Output",
                                         help=f"Output video ({_MOVING}) or a folder/ for PNG frames.")]
 RayOpt = Annotated[Optional[str], typer.Option(
     "--ray", rich_help_panel="Cluster", metavar="ADDRESS|auto|local",
@@ -379,7 +379,7 @@ def zoom(
         progress = _Progress()
         try:
             result = render_zoom(input, output, settings, command=_command_line(), on_progress=progress,
-                                 on_note=_note, resume=resume, audio=soundtrack)
+                                 on_note=_note, resume=resume, soundtrack=soundtrack)
         finally:
             progress.close()
         typer.echo(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "

@@ -207,12 +207,14 @@ class Worker:
         return UnitResult(True, value=value, where=self.label, seconds=time.perf_counter() - t0, load_seconds=load)
 
 
-def _assemble_job(split: Any, results: Sequence[Any], where: Sequence[str], job: Any, command: str,
+def _assemble_job(split: Any, results: Sequence[Any], where: Sequence[str], job: Any, manifest: Any, command: str,
                   on_note: Callable[[str], None], on_progress: ProgressFn) -> Any:
     """batch.run_job's renderer for a split video job: join its finished segments."""
     from .segments import assemble
 
-    return assemble(split, results, command=command, on_progress=on_progress, on_note=on_note, where=where)
+    record = {"batch": {"manifest": str(manifest.path), "job": job.name, "index": job.index}}
+    return assemble(split, results, command=command, on_progress=on_progress, on_note=on_note, where=where,
+                    record=record)
 
 
 def _one_line(err: BaseException) -> str:
@@ -548,7 +550,7 @@ def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]
             tag = job_tag(job, manifest)
             if segments > 1 and job.kind == "video":
                 try:
-                    split = make_plan(job.input, job.output, job.settings, segments)
+                    split = make_plan(job.input, job.target, job.settings, segments)
                 except DreamVideoError as err:
                     append_log(manifest, job, f"FAILED: {_one_line(err)}")
                     yield JobOutcome(job, "failed", reason=_one_line(err))
@@ -611,29 +613,32 @@ def render_video(pool: Pool, input: str | Path, output: str | Path, settings: An
                  resume: bool = True) -> Any:
     """Render one video on the pool: whole on one worker, or split in ``segments`` run in parallel and
     joined. Returns render.RenderResult; raises the unit's error type (one line) when it fails."""
-    from . import errors
-    from .render import check_video_output, estimate_frames
-    from .probe import probe, require_video
-    from .resume import work_dir_for
-    from .segments import make_plan, segments_dir
-
     import shutil
 
-    input, output = Path(os.path.abspath(input)), Path(os.path.abspath(output))
+    from . import errors
+    from .probe import probe, require_video
+    from .render import estimate_frames
+    from .resume import work_dir_for
+    from .segments import make_plan, segments_dir
+    from .toolkit import VIDEO_KINDS, OutputTarget, output_target
+
+    input = Path(os.path.abspath(input))
     info = require_video(probe(input))
-    check_video_output(output, [input])
+    target = output_target(output, [input], allowed=VIDEO_KINDS, crf=settings.encode.crf)
+    target = OutputTarget(Path(os.path.abspath(target.path)), target.kind)  # workers may run elsewhere
+    output = target.path
     pool.check_storage(output.parent)
     name = output.name
     if segments <= 1:
         if not resume:
             shutil.rmtree(work_dir_for(output), ignore_errors=True)
-        units = [Unit("video", "video", (input, output, settings, command), estimate_frames(info, settings) or 1,
+        units = [Unit("video", "video", (input, target, settings, command), estimate_frames(info, settings) or 1,
                       name)]
         follow = None
     else:
         if not resume:
             shutil.rmtree(segments_dir(output), ignore_errors=True)
-        split = make_plan(input, output, settings, segments)
+        split = make_plan(input, target, settings, segments)
         results: dict[int, Any] = {}
         where: dict[int, str] = {}
         units = [Unit(f"s{seg.index}", "segment", (split, seg), max(seg.frames_planned(split.total), 1),

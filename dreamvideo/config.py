@@ -47,6 +47,7 @@ class DreamConfig:
     steps: int = 24  # gradient-ascent steps per octave, 0..1000 (0 = no dreaming, to test camera motion)
     step_size: float = 0.03  # step in units of the image range [-1, 1] per step (std-normalised gradients), 0..1
     jitter: int = 16  # max random roll in pixels per step, 0..256, so tiles and stride grids never show
+    octave_detail: float = 1.0  # share of an octave's dream detail carried up to the next, 0..1 (1 = classic)
     tile_size: int = 512  # gradients are computed in tiles of at most this many pixels a side, 64..8192 (memory)
     max_side: int | None = None  # downscale inputs so the longer side is at most this, 32..8192 px; None = keep
     seed: int = 0  # seeds every random choice (rolls, noise), 0..2**31-1; same seed + input + settings = same output
@@ -204,6 +205,8 @@ RULES: dict[str, Rule] = {
     "steps": Rule("int", 0, 1000, vary=True, help="Gradient steps per octave (0 = no dreaming)."),
     "step_size": Rule("float", 0, 1, vary=True, help="Step size in [-1, 1] image units."),
     "jitter": Rule("int", 0, 256, vary=True, help="Max random roll per step, pixels."),
+    "octave_detail": Rule("float", 0, 1, vary=True, help="Share of each octave's dream detail carried to the next"
+                          " (1 = classic pyramid; lower = finer octaves dream more from the source)."),
     "tile_size": Rule("int", 64, MAX_SIDE, help="Max tile side for gradients, pixels (bounds memory)."),
     "max_side": Rule("int", 32, MAX_SIDE, optional=True, help="Downscale so the longer side is at most this (px)."),
     "seed": Rule("int", 0, 2**31 - 1, help="Random seed (same seed + input + settings = same output)."),

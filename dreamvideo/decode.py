@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import InputError, MediaError
-from .probe import audio_cut_args, check_input_file, ffmpeg_exe, ffmpeg_path_arg, probe, require_video
+from .probe import audio_cut_args, check_input_file, ffmpeg_exe, ffmpeg_last_line, ffmpeg_path_arg, probe, require_video
 
 # A frame counts as "at or after start" within this many seconds; OpenCV timestamps are doubles
 # in milliseconds (frame 24 at 24000/1001 fps reads 1000.9999999 ms), far finer than any frame.
@@ -244,9 +244,7 @@ def read_audio(
         # stdout is read to the end by run(); stderr goes to a file so it can never block ffmpeg.
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, check=False)
         if proc.returncode != 0:
-            err.seek(0)
-            lines = [ln for ln in err.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-            last = lines[-1].strip() if lines else f"exit status {proc.returncode}"
+            last = ffmpeg_last_line(err, f"exit status {proc.returncode}")
             raise MediaError(f"ffmpeg could not decode the audio of {str(info.path)!r}: {last}")
     samples = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
     return np.clip(samples, -1.0, 1.0)

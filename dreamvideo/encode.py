@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from fractions import Fraction
@@ -28,15 +27,17 @@ from typing import IO, Collection, Sequence
 import numpy as np
 
 from .config import ENCODER_PRESETS
-from .errors import ConfigError, MediaError, OutputError
-from .probe import audio_cut_args, ffmpeg_exe, ffmpeg_path_arg
+from .errors import ConfigError, MediaError, OutputError, OutputKindError
+from .files import atomic_path, remove_quietly, temp_sibling
+from .probe import audio_cut_args, ffmpeg_exe, ffmpeg_last_line, ffmpeg_path_arg
 from .timing import parse_fps
 
 H264_SUFFIXES = (".mp4", ".mov", ".mkv")
 VIDEO_SUFFIXES = (*H264_SUFFIXES, ".webm", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-# Output kinds, as returned by output_kind().
-KINDS = ("h264", "vp9", "gif", "frames", "image")
+# Output kinds, as returned by output_kind(); what a video driver (video, zoom) may write.
+OUTPUT_KINDS = ("h264", "vp9", "gif", "frames", "image")
+VIDEO_KINDS = ("h264", "vp9", "gif", "frames")
 X264_PRESETS = ENCODER_PRESETS  # the settings' list: config checks it at merge
 # libvpx-vp9 has no presets: the nearest -cpu-used (0 = slowest/best .. 5 = fastest with -deadline good).
 _VP9_CPU_USED = {
@@ -49,7 +50,9 @@ _SUFFIX_KIND = {
 _FRAME_NAME_RE = re.compile(r"^frame_\d{6,}\.png$")
 # BT.709 conversion and tags: what players assume for HD; both OpenCV and ffmpeg read it back right.
 _BT709 = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"]
-_STDERR_TAIL = 4000  # bytes of ffmpeg's stderr kept for an error message
+# How each kind reads in an error message ("output 'x.png' is a still image: ...").
+_KIND_WORDS = {"h264": "a video", "vp9": "a video", "gif": "a GIF", "frames": "a PNG-frames folder",
+               "image": "a still image"}
 
 
 def _is_folder_path(path: str | Path) -> bool:
@@ -85,21 +88,39 @@ def _only_old_frames(folder: Path) -> bool:
     return all(_FRAME_NAME_RE.match(entry.name) and entry.is_file() for entry in folder.iterdir())
 
 
-def check_output_path(
-    out: str | Path, inputs: Sequence[str | Path], *, allowed: Collection[str] | None = None
-) -> None:
-    """Raise OutputError unless ``out`` can be written: its folder exists and is writable, it is
-    none of ``inputs`` (compared after resolving links), and its extension is known.
+def describe_kinds(kinds: Collection[str]) -> str:
+    """The extensions (and 'a folder/') that give ``kinds``, for messages: '.mp4, .mov, ... or a folder/'."""
+    exts = [e for e, k in _SUFFIX_KIND.items() if k in kinds]
+    if "frames" in kinds:
+        return f"{', '.join(exts)} or a folder/ for PNG frames" if exts else "a folder/ for PNG frames"
+    return ", ".join(exts)
 
-    allowed: output kinds accepted here (see ``KINDS``, e.g. ``{"image"}`` for a still); None = all.
+
+def check_output_path(
+    out: str | Path,
+    inputs: Sequence[str | Path],
+    *,
+    allowed: Collection[str] | None = None,
+    kind: str | None = None,
+) -> str:
+    """The one check of an output target; returns its kind (see ``OUTPUT_KINDS``).
+
+    Raises OutputError unless ``out`` can be written: its folder exists and is writable, it is none
+    of ``inputs`` (compared after resolving links, and as hard links), and its kind is known.
+    allowed: output kinds accepted here (e.g. ``{"image"}`` for a still); None = all; another kind
+    raises OutputKindError (also a ConfigError: the option value is wrong) listing what is accepted.
+    kind: the kind when the caller already knows it (a manifest's "run.6/" is a folder although
+    pathlib drops the '/'); default: ``output_kind(out)``.
     An existing folder is accepted as a PNG-sequence target only if it is empty or holds only
     frame_NNNNNN.png files (a previous run's, which are replaced whole).
     """
-    kind = output_kind(out)
+    if kind is None:
+        kind = output_kind(out)
+    elif kind not in OUTPUT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}")
     if allowed is not None and kind not in allowed:
-        exts = [e for e, k in _SUFFIX_KIND.items() if k in allowed]
-        exts += ["a folder/"] if "frames" in allowed else []
-        raise OutputError(f"output {os.fspath(out)!r} is a {kind} output, not allowed here: use {', '.join(exts)}")
+        raise OutputKindError(f"output {os.fspath(out)!r} is {_KIND_WORDS[kind]}: "
+                              f"this writes {describe_kinds(allowed)}")
     p = Path(out)
     parent = p.resolve().parent
     if not parent.is_dir():
@@ -117,30 +138,21 @@ def check_output_path(
         if p.exists() and not p.is_dir():
             raise OutputError(f"output {str(p)!r} is a file, not a folder: choose a folder name for PNG frames")
         if p.is_dir() and not _only_old_frames(p):
-            raise OutputError(f"output folder {str(p)!r} holds other files: choose a new or empty folder for PNG frames")
+            raise OutputError(f"output folder {str(p)!r} holds other files: "
+                              "choose a new or empty folder for PNG frames")
+    elif p.is_dir():
+        raise OutputError(f"output {str(p)!r} is a folder: choose a file name, or end it with / for PNG frames")
+    return kind
 
 
-def check_crf(path: str | Path, crf: int) -> None:
-    """The quality range depends on the codec: H.264 takes crf 0..51, VP9 (.webm) 0..63 (the settings
-    allow 0..63; this is the per-output half of the rule, checked before any frame is dreamed)."""
-    kind = output_kind(path)
+def check_crf(kind: str, crf: int) -> None:
+    """The quality range depends on the codec (``kind`` from output_kind): H.264 takes crf 0..51,
+    VP9 (.webm) 0..63. The settings allow 0..63; this is the per-output half of the rule, checked
+    before any frame is dreamed."""
     limit = 51 if kind == "h264" else 63
     if not 0 <= int(crf) <= limit:
-        raise ConfigError(f"crf {crf} is outside 0..{limit} for {Path(path).suffix or 'this output'}: "
+        raise ConfigError(f"crf {crf} is outside 0..{limit} for this {kind} output: "
                           "use 0..51 for .mp4/.mov/.mkv, 0..63 for .webm")
-
-
-def _temp_sibling(final: Path, tag: str) -> Path:
-    """A hidden name next to ``final`` (same folder, so os.replace is atomic), same extension."""
-    return final.parent / f".{final.name}.{tag}{final.suffix}"
-
-
-def _stderr_last_line(err: IO[bytes]) -> str:
-    err.seek(0, os.SEEK_END)
-    size = err.tell()
-    err.seek(max(0, size - _STDERR_TAIL))
-    lines = [ln.strip() for ln in err.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-    return lines[-1] if lines else "no message from ffmpeg"
 
 
 def _run_ffmpeg(args: list[str], what: str) -> None:
@@ -151,17 +163,7 @@ def _run_ffmpeg(args: list[str], what: str) -> None:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, check=False,
         )  # fmt: skip
         if proc.returncode != 0:
-            raise MediaError(f"ffmpeg failed while {what}: {_stderr_last_line(err)}")
-
-
-def _remove(path: Path) -> None:
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    except OSError:
-        pass
+            raise MediaError(f"ffmpeg failed while {what}: {ffmpeg_last_line(err)}")
 
 
 class FrameWriter:
@@ -185,21 +187,19 @@ class FrameWriter:
         audio_from: str | Path | None = None,
         audio_start: float = 0.0,
         audio_duration: float | None = None,
+        kind: str | None = None,
     ) -> None:
         """path: output (see module doc); fps: exact frames per second; size: (width, height) of
         the frames in pixels; crf: quality (lower = better); encoder_preset: x264 speed preset;
         audio_from: a file whose sound is muxed in (none of its audio = a silent output), starting
         at audio_start seconds, at most audio_duration seconds, cut to the video's length.
-        Audio is ignored for GIF and PNG outputs, which cannot hold it."""
-        check_output_path(path, [audio_from] if audio_from is not None else [])
-        self.kind = output_kind(path)
-        if self.kind == "image":
-            raise OutputError(
-                f"output {os.fspath(path)!r} is a still image: use .mp4, .mov, .mkv, .webm, .gif or a folder/"
-            )
+        Audio is ignored for GIF and PNG outputs, which cannot hold it. kind: the output kind when
+        the caller has resolved it (check_output_path's), else it is read from ``path``."""
+        self.kind = check_output_path(path, [audio_from] if audio_from is not None else [], allowed=VIDEO_KINDS,
+                                      kind=kind)
         if encoder_preset not in X264_PRESETS:
             raise ConfigError(f"encoder_preset {encoder_preset!r} is unknown: use one of {', '.join(X264_PRESETS)}")
-        check_crf(path, crf)
+        check_crf(self.kind, crf)
         w, h = (int(size[0]), int(size[1]))
         if w < 1 or h < 1:
             raise ValueError(f"size must be positive (width, height), got {size}")
@@ -222,14 +222,14 @@ class FrameWriter:
         self._temps: list[Path] = []
         self._closed = False
         if self.kind == "frames":
-            self._frames_dir = self.path.parent / f".{self.path.name}.partial"
+            self._frames_dir = temp_sibling(self.path, "partial", suffix="")
         elif self.kind == "gif":
-            self._stage = _temp_sibling(self.path, "frames.partial").with_suffix(".mkv")
+            self._stage = temp_sibling(self.path, "frames.partial").with_suffix(".mkv")
         elif self.audio_from is not None:
-            self._stage = _temp_sibling(self.path, "video.partial")
+            self._stage = temp_sibling(self.path, "video.partial")
         else:
-            self._stage = _temp_sibling(self.path, "partial")
-        self._final_temp = _temp_sibling(self.path, "partial")
+            self._stage = temp_sibling(self.path, "partial")
+        self._final_temp = temp_sibling(self.path, "partial")
 
     # -- context manager -------------------------------------------------------------------------
     def __enter__(self) -> "FrameWriter":
@@ -245,7 +245,7 @@ class FrameWriter:
     # -- writing ---------------------------------------------------------------------------------
     def _start(self) -> None:
         if self.kind == "frames":
-            _remove(self._frames_dir)  # a crashed run's leftovers
+            remove_quietly(self._frames_dir)  # a crashed run's leftovers
             try:
                 self._frames_dir.mkdir()
             except OSError as err:
@@ -308,7 +308,7 @@ class FrameWriter:
                 self._proc.stdin.write(np.ascontiguousarray(frame).data)
             except (BrokenPipeError, OSError):
                 self._proc.wait()
-                msg = _stderr_last_line(self._err) if self._err else "ffmpeg stopped"
+                msg = ffmpeg_last_line(self._err) if self._err else "ffmpeg stopped"
                 self.abort()
                 raise MediaError(f"ffmpeg stopped while writing {str(self.path)!r}: {msg}") from None
         self.frames_written += 1
@@ -322,7 +322,7 @@ class FrameWriter:
             pass
         rc = self._proc.wait()
         if rc != 0:
-            raise MediaError(f"ffmpeg failed while writing {str(self.path)!r}: {_stderr_last_line(self._err)}")
+            raise MediaError(f"ffmpeg failed while writing {str(self.path)!r}: {ffmpeg_last_line(self._err)}")
 
     def _mux_audio(self) -> None:
         assert self.audio_from is not None
@@ -348,7 +348,7 @@ class FrameWriter:
         _run_ffmpeg(args, f"adding the sound of {str(self.audio_from)!r} to {str(self.path)!r}")
 
     def _make_gif(self) -> None:
-        palette = _temp_sibling(self.path, "palette.partial").with_suffix(".png")
+        palette = temp_sibling(self.path, "palette.partial").with_suffix(".png")
         self._temps.append(palette)
         self._temps.append(self._final_temp)
         # Two passes over the intermediate: memory stays bounded however long the GIF is.
@@ -368,10 +368,10 @@ class FrameWriter:
         if final.is_dir():
             # Replace a previous run's frames folder whole (check_output_path vetted its contents).
             old = final.parent / f".{final.name}.old"
-            _remove(old)
+            remove_quietly(old)
             os.replace(final, old)
             os.replace(self._frames_dir, final)
-            _remove(old)
+            remove_quietly(old)
         else:
             os.replace(self._frames_dir, final)
 
@@ -415,7 +415,7 @@ class FrameWriter:
     def _cleanup(self) -> None:
         self._closed = True
         for temp in self._temps:
-            _remove(temp)
+            remove_quietly(temp)
         self._temps.clear()
         if self._err is not None:
             self._err.close()
@@ -450,13 +450,8 @@ def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95) -> None
     ok, buf = cv2.imencode(suffix, np.ascontiguousarray(img[:, :, ::-1]), params)
     if not ok:
         raise MediaError(f"OpenCV could not encode {str(p)!r} as {suffix}")
-    temp = _temp_sibling(p, "partial")
     try:
-        buf.tofile(str(temp))
-        os.replace(temp, p)
+        with atomic_path(p) as temp:
+            buf.tofile(str(temp))
     except OSError as err:  # permission, a full disk, a vanished folder
-        _remove(temp)
         raise OutputError(f"cannot write {str(p)!r} ({err.strerror}): choose a folder you can write to") from None
-    except BaseException:
-        _remove(temp)
-        raise

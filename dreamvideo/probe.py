@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import IO
 
 from .errors import InputError, MediaError
 from .timing import snap_fps
@@ -94,9 +95,22 @@ def ffmpeg_path_arg(path: Path) -> str:
     return "file:" + os.path.abspath(path)
 
 
-def _last_line(text: str) -> str:
+STDERR_TAIL = 4000  # bytes at the end of ffmpeg's stderr searched for its last message
+
+
+def ffmpeg_last_line(err: IO[bytes] | bytes | str, default: str = "no message from ffmpeg") -> str:
+    """The last non-empty line of ffmpeg's stderr (a file it wrote, or the text): its error message.
+
+    Only the last STDERR_TAIL bytes of a file are read, so a chatty decoder costs nothing here.
+    """
+    if isinstance(err, (bytes, str)):
+        text = err.decode("utf-8", "replace") if isinstance(err, bytes) else err
+    else:
+        err.seek(0, os.SEEK_END)
+        err.seek(max(0, err.tell() - STDERR_TAIL))
+        text = err.read().decode("utf-8", "replace")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else "no message"
+    return lines[-1] if lines else default
 
 
 def run_ffmpeg_info(path: Path) -> str:
@@ -148,7 +162,7 @@ def _parse(path: Path, text: str) -> dict:
     m_in = _INPUT_RE.search(text)
     if m_in is None:
         raise InputError(
-            f"{str(path)!r} is not a readable video or image ({_last_line(text)}): check the file"
+            f"{str(path)!r} is not a readable video or image ({ffmpeg_last_line(text, 'no message')}): check the file"
         )
     fmt = m_in.group("fmt")
     streams = list(_STREAM_RE.finditer(text))

@@ -19,110 +19,42 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
-import platform
 import queue
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from .config import RULES, Settings
-from .errors import ConfigError, InputError
+from .config import Settings
+from .errors import InputError
+from .files import write_atomic
+from .toolkit import (
+    IMAGE_KINDS,
+    VIDEO_KINDS,
+    NoteFn,
+    OutputTarget,
+    ProgressFn,
+    RenderResult,
+    RunContext,
+    build_timeline,
+    dream_params,
+    frame_settings,
+    match_color,
+    noop,
+    output_target,
+    seed_for_frame,
+    settings_path,
+    to_uint8,
+)
 
-ProgressFn = Callable[[int, "int | None"], None]
-NoteFn = Callable[[str], None]
-
-
-def _noop(*_: Any) -> None:
-    pass
-
-
-@dataclass
-class RenderResult:
-    """What a render produced."""
-
-    output: Path  # the finished file or folder
-    width: int  # frame width in pixels (before any even-size padding by the encoder)
-    height: int  # frame height in pixels
-    frames: int  # frames in the output (1 for an image)
-    model: str  # the model that dreamed
-    seconds: float  # wall time of the render
-    settings_path: Path  # the JSON beside the output
-    resumed_frames: int = 0  # finished frames reused from an interrupted run
-    metrics: dict[str, float] = field(default_factory=dict)  # flicker, strength, drift (videos)
-    notes: list[str] = field(default_factory=list)  # the notices that were reported
-
-
-# --- small helpers shared by the drivers (video, zoom, batch) -----------------------------------
-
-
-def settings_path(output: Path) -> Path:
-    """The settings JSON beside an output: dream.mp4 -> dream.settings.json, frames/ -> frames.settings.json."""
-    from .encode import output_kind
-
-    output = Path(output)
-    if output_kind(output) != "frames":
-        return output.with_name(output.stem + ".settings.json")
-    return output.parent / f"{output.name}.settings.json"
-
-
-def versions() -> dict[str, str]:
-    """Versions of everything that shapes the output, for the settings file."""
-    from . import __version__
-
-    out = {"dreamvideo": __version__, "python": platform.python_version(), "numpy": np.__version__}
-    for name in ("tensorflow", "keras", "cv2", "imageio_ffmpeg"):
-        try:
-            module = __import__(name)
-            out[name] = getattr(module, "__version__", "?")
-        except ImportError:  # pragma: no cover
-            out[name] = "missing"
-    return out
-
-
-def write_settings_file(output: Path, settings: Settings, extra: dict[str, Any]) -> Path:
-    """Resolved settings, command, versions, timings and metrics, as JSON beside the output (atomic)."""
-    path = settings_path(output)
-    doc = {"output": str(output), "settings": settings.to_dict(), "digest": settings.digest(), "versions": versions(),
-           **extra}
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(doc, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
-
-
-def check_video_output(output: Path, inputs: list[Path]) -> None:
-    """The output must be a video/GIF file or a frames folder, writable, and not an input."""
-    from .encode import check_output_path, output_kind
-
-    if output_kind(output) == "image":
-        raise ConfigError(
-            f"output {str(output)!r} is a still image: use .mp4, .mov, .mkv, .webm, .gif or a folder/ for PNG frames"
-        )
-    check_output_path(Path(output), inputs)
-
-
-def seed_for_frame(seed: int, index: int) -> int:
-    """Each frame's seed depends only on the settings' seed and its index (exact resume)."""
-    return (seed * 1_000_003 + index) % (2**31 - 1)
-
-
-def match_color(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Hold ``image``'s per-channel mean and std to ``reference``'s (float32 0..255 in and out).
-
-    This is the drift control: a chain of dreams otherwise slides brighter or darker over
-    hundreds of frames. Local dream colour survives; only the global statistics are pinned.
-    """
-    img = image.astype(np.float32)
-    ref = reference.astype(np.float32)
-    m_i, s_i = img.reshape(-1, 3).mean(0), img.reshape(-1, 3).std(0) + 1e-6
-    m_r, s_r = ref.reshape(-1, 3).mean(0), ref.reshape(-1, 3).std(0) + 1e-6
-    return np.clip((img - m_i) * (s_r / s_i) + m_r, 0.0, 255.0)
+# Names kept importable from here for callers written before the toolkit existed.
+__all__ = ["RenderResult", "VideoChain", "Metrics", "RangeResult", "dream_image", "estimate_frames", "render_image",
+           "render_range", "render_video", "settings_path", "seed_for_frame", "match_color"]
 
 
 # --- image ---------------------------------------------------------------------------------------
@@ -130,45 +62,46 @@ def match_color(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def dream_image(image: np.ndarray, settings: Settings | None = None, seed: int | None = None) -> np.ndarray:
     """Dream an HxWx3 RGB image (uint8 or float 0..255) with ``settings``; returns uint8 HxWx3."""
-    from .dream import DreamParams, get_engine
+    from .dream import get_engine
 
     settings = settings or Settings()
     engine = get_engine(settings.dream)
-    params = DreamParams.from_config(settings.dream)
-    out = engine.dream(np.asarray(image, dtype=np.float32), params, seed=settings.dream.seed if seed is None else seed)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    out = engine.dream(np.asarray(image, dtype=np.float32), dream_params(settings, warm=False),
+                       seed=settings.dream.seed if seed is None else seed)
+    return to_uint8(out)
 
 
 def render_image(
     input: str | Path,
-    output: str | Path,
+    output: str | Path | OutputTarget,
     settings: Settings,
     *,
     command: str | None = None,
-    on_note: NoteFn = _noop,
+    on_note: NoteFn = noop,
+    record: Mapping[str, Any] | None = None,
 ) -> RenderResult:
-    """Dream an image file into another (PNG/JPEG/WebP by extension), with a settings JSON beside it."""
+    """Dream an image file into another (PNG/JPEG/WebP by extension), with a settings JSON beside it.
+
+    ``record``: extra keys for the settings JSON (a batch adds its manifest and job).
+    """
     from .decode import read_image, resize_max_side
     from .dream import get_engine
-    from .encode import check_output_path, output_kind, write_image
+    from .encode import write_image
 
-    start = time.perf_counter()
-    input, output = Path(input), Path(output)
-    if output_kind(output) != "image":
-        raise ConfigError(f"output {str(output)!r} is not an image: use .png, .jpg or .webp")
-    check_output_path(output, [input])
+    input = Path(input)
+    target = output_target(output, [input], allowed=IMAGE_KINDS)
+    run = RunContext(target, settings, command=command, on_note=on_note, record=record)
     rgb = resize_max_side(read_image(input), settings.dream.max_side)
     engine = get_engine(settings.dream)
-    notes = list(engine.loaded.notes)
-    for n in notes:
-        on_note(n)
+    for n in engine.loaded.notes:
+        run.note(n)
     out = dream_image(rgb, settings)
-    write_image(output, out)
-    seconds = time.perf_counter() - start
-    extra = {"command": command, "input": str(input), "model": engine.name, "layers": list(engine.layers),
-             "weights": engine.loaded.source.detail, "seconds": round(seconds, 3), "size": [out.shape[1], out.shape[0]]}
-    path = write_settings_file(output, settings, extra)
-    return RenderResult(output, out.shape[1], out.shape[0], 1, engine.name, seconds, path, notes=notes)
+    write_image(target.path, out)
+    seconds = run.seconds()
+    path = run.finish({"input": str(input), "model": engine.name, "layers": list(engine.layers),
+                       "weights": engine.loaded.source.detail, "seconds": round(seconds, 3),
+                       "size": [out.shape[1], out.shape[0]]})
+    return RenderResult(target.path, out.shape[1], out.shape[0], 1, engine.name, seconds, path, notes=run.notes)
 
 
 # --- video ---------------------------------------------------------------------------------------
@@ -197,23 +130,14 @@ class VideoChain:
         ``values`` are per-frame overrides of flat settings (schedules, audio reactions).
         Returns (dreamed uint8 frame, info with 'cut' and 'seeded').
         """
-        from .dream import DreamParams
-        from .dream import dream_values as pick_dream_values
         from .flow import is_scene_cut, warp
 
-        values = dict(values or {})
-        d, v = self.settings.dream, self.settings.video
-        blend = float(values.pop("blend", v.blend))
-        decay = float(values.pop("detail_decay", v.detail_decay))
-        warm_steps = values.pop("warm_steps", v.warm_steps)
-        warm_octaves = values.pop("warm_octaves", v.warm_octaves)
-        warm_scale = float(values.pop("warm_step_scale", v.warm_step_scale))
-        dream_values = pick_dream_values(values)
+        frame = frame_settings(self.settings, values)  # this frame's settings, overrides validated
+        d, v = frame.dream, frame.video
+        blend, decay = float(v.blend), float(v.detail_decay)
         rawf = raw.astype(np.float32)
         cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
         seeded = v.coherent and coh is not None and not cut and self.prev_out is not None
-        if int(dream_values.get("steps", d.steps)) <= 0:
-            warm_steps = 0  # steps 0 means no dreaming at all, seeded frames included
         if seeded:
             flow_bw, mask, _ = coh
             m = mask[..., None]
@@ -223,19 +147,14 @@ class VideoChain:
             else:
                 warped = warp(self.prev_out.astype(np.float32), flow_bw)
                 seed_img = m * ((1.0 - blend) * warped + blend * rawf) + (1.0 - m) * rawf
-            params = DreamParams.from_config(
-                d, **{**dream_values, "steps": warm_steps,
-                      "step_size": float(dream_values.get("step_size", d.step_size)) * warm_scale,
-                      "octaves": min(int(warm_octaves), int(dream_values.get("octaves", d.octaves)))}
-            )
             seed_img = np.clip(seed_img, 0.0, 255.0)
         else:
             seed_img = rawf
-            params = DreamParams.from_config(d, **dream_values)
+        params = dream_params(frame, warm=seeded)  # the warm-frame rule
         out = self.engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index))
         if v.color_match:
             out = match_color(out, rawf)
-        out8 = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        out8 = to_uint8(out)
         self.prev_raw, self.prev_out = raw, out8
         return out8, {"cut": bool(cut), "seeded": seeded}
 
@@ -330,48 +249,41 @@ def estimate_frames(info: Any, settings: Settings) -> int | None:
 
 def render_video(
     input: str | Path,
-    output: str | Path,
+    output: str | Path | OutputTarget,
     settings: Settings,
     *,
     command: str | None = None,
-    on_progress: ProgressFn = _noop,
-    on_note: NoteFn = _noop,
+    on_progress: ProgressFn = noop,
+    on_note: NoteFn = noop,
     resume: bool = True,
+    record: Mapping[str, Any] | None = None,
 ) -> RenderResult:
     """Dream a video file into another, coherent in time, at the source's exact frame rate, with its audio.
 
     Finished frames are kept in a work folder beside the output; running the same call again after
     an interruption continues where it stopped. The output appears under its final name only
-    when complete.
+    when complete. ``output``: a path ("name/" as text for PNG frames) or an OutputTarget;
+    ``record``: extra keys for the settings JSON (a batch adds its manifest and job).
     """
     from .decode import iter_frames
     from .dream import get_engine
     from .encode import open_writer
     from .probe import probe, require_video
-    from .resume import WorkDir, input_identity
+    from .resume import input_identity
 
-    t0 = time.perf_counter()
-    input, output = Path(input), Path(output)
+    input = Path(input)
     info = require_video(probe(input))
-    check_video_output(output, [input])
+    target = output_target(output, [input], allowed=VIDEO_KINDS, crf=settings.encode.crf)
+    run = RunContext(target, settings, command=command, on_note=on_note, record=record)
     fps: Fraction = info.fps
     v = settings.video
     engine = get_engine(settings.dream)
-    notes: list[str] = []
-
-    def note(msg: str) -> None:
-        notes.append(msg)
-        on_note(msg)
-
     for n in engine.loaded.notes:
-        note(n)
+        run.note(n)
     estimate = estimate_frames(info, settings)
-    work = WorkDir(output, settings.digest(), input_identity(input))
-    done = work.open(resume)
-    if work.restarted_reason:
-        note(work.restarted_reason)
-    if done:
-        note(f"resuming: {done} finished frames kept from the interrupted render")
+    done = run.open_work(input_identity(input), resume)
+    work = run.work
+    assert work is not None
     frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
                          max_frames=v.max_frames)
     chain = VideoChain(engine, settings)
@@ -389,8 +301,8 @@ def render_video(
         # the file on success or aborts it (nothing under the final name) on any exception.
         with contextlib.ExitStack() as stack:
             stack.enter_context(work.discard_if_empty())  # unwound last: after the writer aborts
-            timeline = _timeline(settings, input if info.has_audio else None, fps, estimate, v.start, v.duration,
-                                 cache=work.root / "features.npz")
+            timeline = build_timeline(settings, input if info.has_audio else None, fps, estimate, v.start,
+                                      v.duration, cache=work.root / "features.npz")
             while (item := q.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
@@ -398,8 +310,9 @@ def render_video(
                 if writer is None:
                     size = (raw.shape[1], raw.shape[0])
                     writer = stack.enter_context(open_writer(
-                        output, fps, size, crf=settings.encode.crf, encoder_preset=settings.encode.encoder_preset,
-                        audio_from=audio_from, audio_start=v.start, audio_duration=v.duration))
+                        target.path, fps, size, crf=settings.encode.crf,
+                        encoder_preset=settings.encode.encoder_preset, audio_from=audio_from,
+                        audio_start=v.start, audio_duration=v.duration, kind=target.kind))
                 if index < done:
                     out8 = work.load_frame(index)  # finished before the interruption: re-encode it
                     if index == done - 1:
@@ -418,21 +331,19 @@ def render_video(
     finally:
         stop.set()
     if estimate and count < estimate * 0.9:
-        note(f"decoded {count} frames where the header promised about {estimate}: the file may be truncated")
-    seconds = time.perf_counter() - t0
+        run.note(f"decoded {count} frames where the header promised about {estimate}: the file may be truncated")
+    seconds = run.seconds()
     summary = metrics.summary()
     assert size is not None
-    extra = {
-        "command": command, "input": str(input), "model": engine.name, "layers": list(engine.layers),
+    path = run.finish({
+        "input": str(input), "model": engine.name, "layers": list(engine.layers),
         "weights": engine.loaded.source.detail, "fps": f"{fps.numerator}/{fps.denominator}", "frames": count,
         "size": list(size), "audio": bool(audio_from), "resumed_frames": done, "seconds": round(seconds, 3),
         "seconds_per_frame": round(seconds / max(count - done, 1), 4), "metrics": summary,
         "per_frame_strength": [round(x, 3) for x in metrics.strength],  # frames rendered in this run
         "timeline": timeline.describe() if timeline is not None else [],
-    }
-    path = write_settings_file(output, settings, extra)
-    work.remove()
-    return RenderResult(output, size[0], size[1], count, engine.name, seconds, path, done, summary, notes)
+    })
+    return RenderResult(target.path, size[0], size[1], count, engine.name, seconds, path, done, summary, run.notes)
 
 
 # --- one range of a video (a segment of a split render) --------------------------------------------
@@ -471,8 +382,8 @@ def render_range(
     start: int,
     stop: int | None,
     tag: str = "",
-    on_progress: ProgressFn = _noop,
-    on_note: NoteFn = _noop,
+    on_progress: ProgressFn = noop,
+    on_note: NoteFn = noop,
     resume: bool = True,
 ) -> RangeResult:
     """Dream the render's frames ``start .. stop - 1`` (``stop`` None = to the end of the source) as one
@@ -535,8 +446,8 @@ def render_range(
     size: tuple[int, int] | None = None
     try:
         with store.discard_if_empty():
-            timeline = _timeline(settings, input if info.has_audio else None, fps, estimate, v.start, v.duration,
-                                 cache=work / "features.npz")
+            timeline = build_timeline(settings, input if info.has_audio else None, fps, estimate, v.start,
+                                      v.duration, cache=work / "features.npz")
             while (item := q.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
@@ -571,39 +482,5 @@ def render_range(
                          seconds=time.perf_counter() - t0, resumed_frames=done, per_frame=per_frame, notes=notes)
     doc = {"digest": digest, "start": start, "frames": count, "width": size[0], "height": size[1], "fps": result.fps,
            "model": engine.name, "per_frame": per_frame, "notes": notes}
-    tmp = work / "range.json.tmp"
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, complete)
+    write_atomic(complete, json.dumps(doc))
     return result
-
-
-def _timeline(settings: Settings, media: Path | None, fps: Fraction, n_frames: int | None, start: float,
-              duration: float | None = None, cache: Path | None = None) -> Any:
-    """Per-frame values from schedules and audio reactions (schedule.Timeline), or None when there are none.
-
-    Reactions analyse the sound of ``media`` (the input video, or zoom's --audio) from ``start``
-    for ``duration`` seconds, aligned to the render's frames; the features are cached in ``cache``
-    (the work folder) so a resumed render reuses them.
-    """
-    if not settings.schedule and not settings.react:
-        return None
-    from .schedule import Timeline, parse_all
-
-    schedules, reactions = parse_all(settings.schedule, settings.react, RULES)
-    features = None
-    if reactions:
-        from .audio import analyze_file, load_features, save_features
-
-        if media is None:
-            raise ConfigError("--react needs a sound track: give an input with audio, or --audio FILE for zoom")
-        if cache is not None and cache.is_file():
-            features = load_features(cache)
-        if features is None or features.fps != fps:
-            try:
-                features = analyze_file(media, fps, start=start, duration=duration, n_frames=n_frames)
-            except InputError as err:
-                raise ConfigError(f"--react needs a sound track, but {err}") from None
-            if cache is not None:
-                save_features(features, cache)
-    return Timeline(schedules, reactions, fps, n_frames if n_frames is not None else (features.n_frames if features else 0),
-                    features)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from .files import write_atomic
 
 
 def work_dir_for(output: Path) -> Path:
@@ -99,9 +100,7 @@ class WorkDir:
 
     def _write_state(self) -> None:
         state = {"digest": self.digest, "input": self.source, "frames_done": self.frames_done}
-        tmp = self.root / "state.json.tmp"
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.root / "state.json")
+        write_atomic(self.root / "state.json", json.dumps(state))
 
     @contextlib.contextmanager
     def discard_if_empty(self) -> Iterator[None]:

@@ -121,7 +121,8 @@ class SplitPlan:
     """A video render cut into segments: what every worker and the final assembly need (paths only)."""
 
     input: Path  # the source video
-    output: Path  # the final output
+    output: Path  # the final output (its checked kind in ``kind``)
+    kind: str  # the output's kind (encode.OUTPUT_KINDS): "h264", "vp9", "gif" or "frames"
     settings: Settings  # the render's resolved settings
     segments: tuple[Segment, ...]  # in order
     total: int  # frames the render is expected to have (the header's count; the last segment runs to the end)
@@ -145,21 +146,22 @@ class SplitPlan:
 def segments_dir(output: Path) -> Path:
     """Where a split render keeps its segments: beside the output, named after it."""
     output = Path(output)
-    return output.parent / f"{output.name.rstrip('/') or 'output'}.dreamvideo-segments"
+    return output.parent / f"{output.name or 'output'}.dreamvideo-segments"
 
 
-def make_plan(input: str | Path, output: str | Path, settings: Settings, count: int) -> SplitPlan:
+def make_plan(input: str | Path, output: str | Path | Any, settings: Settings, count: int) -> SplitPlan:
     """Probe the source and cut its render into ``count`` segments (settings' preroll and join, in seconds).
 
     The frame count comes from the header (it may lie): the last segment runs to the real end of the
     stream, and a source that ends early only shortens the last segments.
     """
     from .probe import probe, require_video
-    from .render import check_video_output, estimate_frames
+    from .render import estimate_frames
+    from .toolkit import VIDEO_KINDS, output_target
 
-    input, output = Path(input), Path(output)
+    input = Path(input)
     info = require_video(probe(input))
-    check_video_output(output, [input])
+    target = output_target(output, [input], allowed=VIDEO_KINDS, crf=settings.encode.crf)
     total = estimate_frames(info, settings)
     if not total:
         raise InputError(f"{str(input)!r}: its length is unknown, so it cannot be split into segments: "
@@ -168,7 +170,8 @@ def make_plan(input: str | Path, output: str | Path, settings: Settings, count: 
     v = settings.video
     pre, join = seconds_to_frames(v.preroll, fps), seconds_to_frames(v.join, fps)
     segs = plan(total, count, pre, join)
-    return SplitPlan(input, output, settings, tuple(segs), total, f"{fps.numerator}/{fps.denominator}", join)
+    return SplitPlan(input, target.path, target.kind, settings, tuple(segs), total,
+                     f"{fps.numerator}/{fps.denominator}", join)
 
 
 def render_segment(split: SplitPlan, segment: Segment, *, on_progress: ProgressFn = _noop,
@@ -219,17 +222,19 @@ def joined_frames(split: SplitPlan, results: Sequence[Any]) -> Iterable[tuple[in
 
 
 def assemble(split: SplitPlan, results: Sequence[Any], *, command: str | None = None,
-             on_progress: ProgressFn = _noop, on_note: NoteFn = _noop, where: Sequence[str] = ()) -> Any:
+             on_progress: ProgressFn = _noop, on_note: NoteFn = _noop, where: Sequence[str] = (),
+             record: dict[str, Any] | None = None) -> Any:
     """Join the finished segments into the output (written once: exact fps, the source's sound muxed
     once), write the settings JSON beside it, remove the segments' folder. Returns render.RenderResult.
 
     ``results``: each segment's render.RangeResult, in order; ``where``: where each one ran, for the
-    settings file.
+    settings file; ``record``: extra keys for it (a batch's manifest and job).
     """
     from .encode import open_writer
     from .probe import probe
-    from .render import Metrics, RenderResult, write_settings_file
+    from .render import Metrics
     from .timing import parse_fps
+    from .toolkit import OutputTarget, RenderResult, write_settings_file
 
     t0 = time.perf_counter()
     if len(results) != len(split.segments):
@@ -244,7 +249,8 @@ def assemble(split: SplitPlan, results: Sequence[Any], *, command: str | None = 
     count = 0
     total_hint = split.total
     with open_writer(split.output, fps, size, crf=settings.encode.crf, encoder_preset=settings.encode.encoder_preset,
-                     audio_from=audio_from, audio_start=v.start, audio_duration=v.duration) as writer:
+                     audio_from=audio_from, audio_start=v.start, audio_duration=v.duration,
+                     kind=split.kind) as writer:
         for t, frame, k in joined_frames(split, results):
             writer.write(frame)
             count += 1
@@ -270,9 +276,9 @@ def assemble(split: SplitPlan, results: Sequence[Any], *, command: str | None = 
                       "resumed_frames": r.resumed_frames, "seconds": round(r.seconds, 3),
                       "where": where[i] if i < len(where) else None}
                      for i, (s, r) in enumerate(zip(split.segments, results))],
-        "join_frames": split.join,
+        "join_frames": split.join, **(record or {}),
     }
-    path = write_settings_file(split.output, settings, extra)
+    path = write_settings_file(OutputTarget(split.output, split.kind), settings, extra)
     shutil.rmtree(split.root, ignore_errors=True)
     notes = [n for r in results for n in r.notes]
     return RenderResult(split.output, size[0], size[1], count, first.model, seconds + busy, path,

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import cmath
 import math
-import time
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -51,16 +51,21 @@ import numpy as np
 from .config import RULES, Settings, ZoomConfig
 from .errors import ConfigError, InputError
 from .timing import frame_count
-from .render import (
+from .toolkit import (
+    VIDEO_KINDS,
     NoteFn,
+    OutputTarget,
     ProgressFn,
     RenderResult,
-    _noop,
-    _timeline,
-    check_video_output,
+    RunContext,
+    build_timeline,
+    dream_params,
+    frame_settings,
     match_color,
+    noop,
+    output_target,
     seed_for_frame,
-    write_settings_file,
+    to_uint8,
 )
 
 NOISE_SIZE = (640, 360)  # (width, height) of a --noise animation when no --size is given
@@ -248,31 +253,21 @@ def dream_frame(
     camera keeps magnifying the picture, so fine detail must be grown anew at every frame (the video
     chain's ``warm_step_scale`` is not applied: at 0.35 a dive goes soft, 2.3x less edge energy).
     """
-    from .dream import DreamParams
-    from .dream import dream_values as pick_dream_values
-
-    values = dict(values or {})
-    d, v, z = settings.dream, settings.video, settings.zoom
-    dream_values = pick_dream_values(values)
+    frame = frame_settings(settings, values)  # this frame's settings, overrides validated
+    d, v, z = frame.dream, frame.video, settings.zoom
     h, w = start.shape[:2]
     if prev is None:
         seed_img = np.asarray(start, dtype=np.float32)
-        params = DreamParams.from_config(d, **dream_values)
     else:
         if step is None:
             step = step_transform(z.fps, (w, h), z, values)
         seed_img = transform(prev, step)
-        # steps = 0 means no dreaming at all, warm frames included.
-        warm_steps = values.get("warm_steps", v.warm_steps) if dream_values.get("steps", d.steps) > 0 else 0
-        warm_octaves = values.get("warm_octaves", v.warm_octaves)
-        params = DreamParams.from_config(
-            d, **{**dream_values, "steps": warm_steps,
-                  "octaves": min(int(warm_octaves), int(dream_values.get("octaves", d.octaves)))}
-        )
+    # The warm-frame rule, at the full step_size (see above).
+    params = dream_params(frame, warm=prev is not None, step_scale=1.0)
     out = engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index))
     if v.color_match:
         out = match_color(out, start)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return to_uint8(out)
 
 
 def camera_only(settings: Settings, timeline: Any = None) -> bool:
@@ -303,7 +298,7 @@ def loop_mix(tail: np.ndarray, head: np.ndarray, k: int, fade: int) -> np.ndarra
     mm, sm = _stats(mix)
     target_m, target_s = (1 - wgt) * ma + wgt * mb, (1 - wgt) * sa + wgt * sb
     mix = (mix - mm) * (target_s / (sm + 1e-6)) + target_m
-    return np.clip(np.rint(mix), 0, 255).astype(np.uint8)
+    return to_uint8(mix)
 
 
 class _Steps:
@@ -341,91 +336,82 @@ class _Steps:
 
 def render_zoom(
     input: str | Path | None,
-    output: str | Path,
+    output: str | Path | OutputTarget,
     settings: Settings,
     *,
     command: str | None = None,
-    on_progress: ProgressFn = _noop,
-    on_note: NoteFn = _noop,
+    on_progress: ProgressFn = noop,
+    on_note: NoteFn = noop,
     resume: bool = True,
-    audio: str | Path | None = None,
+    soundtrack: str | Path | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> RenderResult:
     """Render an infinite zoom from an image (``input``) or, with ``settings.zoom.noise``, from noise.
 
-    Length ``round(seconds * fps)`` frames at the exact fps; ``audio`` = a file whose sound is muxed
-    in, cut to the animation. Finished frames are kept in a work folder beside the output, so the
-    same call after an interruption continues the chain from the last saved frame; the output
-    appears under its final name only when complete, with a settings JSON beside it.
+    Length ``round(seconds * fps)`` frames at the exact fps; ``soundtrack`` = a file whose sound is
+    muxed in (unless the ``audio`` setting is off), cut to the animation, and which drives audio
+    reactions. Finished frames are kept in a work folder beside the output, so the same call after
+    an interruption continues the chain from the last saved frame; the output appears under its
+    final name only when complete, with a settings JSON beside it (plus ``record``'s extra keys).
     """
     from .dream import get_engine
     from .encode import open_writer
     from .probe import check_input_file, probe
-    from .resume import WorkDir, input_identity
+    from .resume import input_identity
 
-    t0 = time.perf_counter()
     z = settings.zoom
-    output = Path(output)
     input = Path(input) if input is not None else None
-    audio = Path(audio) if audio is not None else None
+    soundtrack = Path(soundtrack) if soundtrack is not None else None
     if input is None and not z.noise:
         raise ConfigError("zoom needs a start: give an INPUT image, or --noise to start from noise")
     if input is not None and z.noise:
         raise ConfigError("zoom starts from an INPUT image or from --noise, not both: drop one of them")
     if input is not None:
         check_input_file(input, "image")
-    inputs = [p for p in (input, audio) if p is not None]
-    check_video_output(output, inputs)
-    if audio is not None:
-        check_input_file(audio, "audio")
-        if not probe(audio).has_audio:
-            raise InputError(f"{str(audio)!r} has no sound to add: give --audio a file with an audio track")
+    target = output_target(output, [input, soundtrack], allowed=VIDEO_KINDS, crf=settings.encode.crf)
+    if soundtrack is not None:
+        check_input_file(soundtrack, "audio")
+        if not probe(soundtrack).has_audio:
+            raise InputError(f"{str(soundtrack)!r} has no sound to add: give a sound track with an audio stream")
 
     if settings.schedule or settings.react:  # fail on a bad spec before any work folder exists
         from .schedule import parse_all
 
         parse_all(settings.schedule, settings.react, RULES)
-        if settings.react and audio is None:
-            raise ConfigError("--react needs a sound track: give zoom --audio FILE")
+        if settings.react and soundtrack is None:
+            raise ConfigError("--react needs a sound track: give zoom a sound track file (--soundtrack FILE)")
 
-    notes: list[str] = []
-
-    def note(msg: str) -> None:
-        notes.append(msg)
-        on_note(msg)
-
+    run = RunContext(target, settings, command=command, on_note=on_note, record=record)
     start = start_image(input, settings)
     h, w = start.shape[:2]
     if input is None and z.size is None:
-        note(f"--noise without --size: rendering {w}x{h}")
+        run.note(f"--noise without --size: rendering {w}x{h}")
     fps = Fraction(z.fps)
     n = frame_count(z.seconds, fps)
     fade = loop_frame_count(z, n) if z.loop else 0
     if z.loop and fade < frame_count(z.loop_seconds, fps):
-        note(f"the loop fade is cut to {fade} frames: the animation has only {n}")
+        run.note(f"the loop fade is cut to {fade} frames: the animation has only {n}")
     total = n + fade
 
     engine = get_engine(settings.dream)
     for msg in engine.loaded.notes:
-        note(msg)
+        run.note(msg)
 
-    # Everything that shapes the frames: settings (digest), the image, and audio that drives reactions.
+    # Everything that shapes the frames: settings (digest), the image, and sound that drives reactions.
     source: dict[str, Any] = {"input": input_identity(input)}
-    if settings.react and audio is not None:
-        source["audio"] = input_identity(audio)
-    work = WorkDir(output, settings.digest(), source)
-    done = min(work.open(resume), total)
-    if work.restarted_reason:
-        note(work.restarted_reason)
-    if done:
-        note(f"resuming: {done} finished frames kept from the interrupted render")
-    audio_from = audio if (audio is not None and settings.encode.audio) else None
+    if settings.react and soundtrack is not None:
+        source["audio"] = input_identity(soundtrack)
+    done = run.open_work(source, resume, limit=total)
+    work = run.work
+    assert work is not None
+    audio_from = soundtrack if (soundtrack is not None and settings.encode.audio) else None
     steps = _Steps()
     with work.discard_if_empty(), open_writer(
-        output, fps, (w, h), crf=settings.encode.crf, encoder_preset=settings.encode.encoder_preset,
-        audio_from=audio_from, audio_start=0.0, audio_duration=float(n / fps),
+        target.path, fps, (w, h), crf=settings.encode.crf, encoder_preset=settings.encode.encoder_preset,
+        audio_from=audio_from, audio_start=0.0, audio_duration=float(n / fps), kind=target.kind,
     ) as writer:
-        timeline = _timeline(settings, audio, fps, total, 0.0, float(Fraction(total) / fps),
-                             cache=work.root / "features.npz")
+        timeline = build_timeline(settings, soundtrack, fps, total, 0.0, float(Fraction(total) / fps),
+                                  cache=work.root / "features.npz")
 
         def emit(frame: np.ndarray) -> None:
             writer.write(frame)
@@ -448,7 +434,7 @@ def render_zoom(
                     continue
             else:
                 if still:
-                    out8 = np.clip(np.rint(transform(start, camera[:2])), 0, 255).astype(np.uint8)
+                    out8 = to_uint8(transform(start, camera[:2]))
                 else:
                     out8 = dream_frame(engine, settings, index, prev, start, values, step)
                 work.save_frame(index, out8)
@@ -464,25 +450,24 @@ def render_zoom(
                     frame = loop_mix(work.load_frame(n + k), frame, k, fade)
                 emit(frame)
 
-    seconds = time.perf_counter() - t0
+    seconds = run.seconds()
     summary = steps.summary()
     if not z.loop:
         summary.pop("seam", None)
-    extra = {
-        "command": command, "input": str(input) if input is not None else None, "noise": bool(z.noise),
+    path = run.finish({
+        "input": str(input) if input is not None else None, "noise": bool(z.noise),
         "model": engine.name, "layers": list(engine.layers), "weights": engine.loaded.source.detail,
         "fps": f"{fps.numerator}/{fps.denominator}", "frames": n, "size": [w, h],
         "audio": str(audio_from) if audio_from is not None else None,
+        "soundtrack": str(soundtrack) if soundtrack is not None else None,
         "loop": {"method": "tail-into-head cross-fade of an N+L chain", "fade_frames": fade,
                  "rendered_frames": total} if z.loop else None,
         "zoom_per_frame": z.zoom_per_second ** float(1 / fps),
         "resumed_frames": done, "seconds": round(seconds, 3),
         "seconds_per_frame": round(seconds / max(total - done, 1), 4), "metrics": summary,
         "timeline": timeline.describe() if timeline is not None else [],
-    }
-    path = write_settings_file(output, settings, extra)
-    work.remove()
-    return RenderResult(output, w, h, n, engine.name, seconds, path, done, summary, notes)
+    })
+    return RenderResult(target.path, w, h, n, engine.name, seconds, path, done, summary, run.notes)
 
 
 __all__ = [

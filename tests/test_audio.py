@@ -19,9 +19,9 @@ from dreamvideo.audio import (
     plot_features,
     save_features,
 )
-from conftest import ffmpeg
 from dreamvideo.encode import write_image
 from dreamvideo.errors import ConfigError, InputError
+from helpers import ffmpeg
 
 SR = 22050
 CLICKS = [2.0 + 0.5 * k for k in range(6)]  # 2.0, 2.5, ..., 4.5 s
@@ -83,7 +83,7 @@ def test_loudness_orders_the_sections(track, fps):
     assert silence < 0.05 and tone > 0.9
     for name in FEATURES:
         a = f.feature(name)
-        assert a.dtype == np.float32 and a.shape == (f.n_frames,)
+        assert a.dtype == np.float32 and a.shape == (math.ceil(7 * fps),)  # one value per frame of the 7 s
         assert a.min() >= 0.0 and a.max() <= 1.0
 
 
@@ -93,6 +93,7 @@ def test_frames_cover_the_audio_exactly(track, fps):
     assert f.fps == fps and isinstance(f.fps, Fraction)
     assert f.n_frames == math.ceil(Fraction(len(track), SR) * fps)  # 7 s -> 168 / 210 / 168 frames
     assert f.duration == pytest.approx(f.n_frames / float(fps))
+    assert 7.0 <= f.duration < 7.0 + 1 / float(fps)  # the frames cover the 7 s, with less than a frame over
 
 
 def test_bands_split_low_mid_high(track):
@@ -118,7 +119,12 @@ def test_n_frames_pads_with_silence_and_cuts(track):
     assert longer.loudness[-5:].max() < 0.05  # the tone ended: the follower has released
     assert longer.onsets[-5:].max() < 0.05
     shorter = analyze(track, SR, fps, n_frames=90)
-    assert shorter.n_frames == 90 and all(len(shorter.feature(n)) == 90 for n in FEATURES)
+    assert shorter.n_frames == 90
+    # The cut is the first 90 frames of the whole, not a re-timed analysis: the same onset pulses on the
+    # same frames, and the same loudness curve (each cut is scaled to its own 0..1, so compare the shape).
+    assert np.array_equal(shorter.onsets, full.onsets[:90])
+    assert np.corrcoef(shorter.loudness, full.loudness[:90])[0, 1] > 0.98
+    assert section(shorter.loudness, SILENCE, fps).max() < 0.05 < shorter.loudness[-30:].mean()
     assert list(shorter.onset_frames) == [o for o in full.onset_frames if o < 90]
 
 
@@ -208,7 +214,8 @@ def test_plot_long_track_keeps_short_onsets_visible():
 
 
 def test_analysis_is_numpy_only():
-    code = "import sys, dreamvideo.audio, dreamvideo.schedule; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    code = ("import sys, dreamvideo.audio, dreamvideo.schedule; "
+            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

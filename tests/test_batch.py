@@ -19,14 +19,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_clip
 from dreamvideo.batch import load_manifest, run_batch
 from dreamvideo.cli import app
 from dreamvideo.errors import ConfigError
-from dreamvideo.render import settings_path
+from dreamvideo.toolkit import settings_path
 from dreamvideo.resume import work_dir_for
+from helpers import REPO, count_frames, folder_frames, make_clip
 
-REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 # Every job of these tests: tiny model, one octave, one step, small and fast encodes.
@@ -53,18 +52,6 @@ def _image(path: Path, w: int = 96, h: int = 64) -> Path:
     img += rng.normal(0, 12, img.shape)
     write_image(path, np.clip(img, 0, 255).astype(np.uint8))
     return path
-
-
-def _count_frames(path: Path) -> int:
-    from dreamvideo.decode import iter_frames
-
-    return sum(1 for _ in iter_frames(path))
-
-
-def _folder_frames(folder: Path) -> list[np.ndarray]:
-    from dreamvideo.decode import read_image
-
-    return [read_image(p) for p in sorted(folder.glob("*.png"))]
 
 
 def _write(path: Path, text: str) -> Path:
@@ -116,7 +103,7 @@ def test_failed_job_is_isolated_and_rerun_skips_finished_jobs(night: Path) -> No
     from dreamvideo.decode import read_image
 
     assert read_image(tmp / "out" / "still.png").shape == (64, 96, 3)
-    assert _count_frames(tmp / "out" / "clip.mp4") == 5
+    assert count_frames(tmp / "out" / "clip.mp4") == 5
     assert not (tmp / "out" / "beach.mp4").exists()
     assert not work_dir_for(tmp / "out" / "clip.mp4").exists()
 
@@ -180,14 +167,15 @@ output = "out/reference/"
     assert "interrupted" in (tmp_path / "night.logs" / "01-frames.log").read_text()
 
     plan = run_batch(load_manifest(night), dry_run=True)
-    assert [(o.status, o.resumed_frames, o.frames) for o in plan.outcomes] == [("would-resume", 4, 10), ("would-run", 0, 10)]
+    assert [(o.status, o.resumed_frames, o.frames) for o in plan.outcomes] == [("would-resume", 4, 10),
+                                                                               ("would-run", 0, 10)]
 
     events: list[str] = []
     summary = run_batch(load_manifest(night), on_event=events.append)
     assert [o.status for o in summary.outcomes] == ["done", "done"]
     assert summary.outcomes[0].resumed_frames == 4 and summary.outcomes[1].resumed_frames == 0
     assert any("resuming: 4 finished frames" in e for e in events)
-    resumed, reference = _folder_frames(tmp_path / "out" / "frames"), _folder_frames(tmp_path / "out" / "reference")
+    resumed, reference = folder_frames(tmp_path / "out" / "frames"), folder_frames(tmp_path / "out" / "reference")
     assert len(resumed) == len(reference) == 10
     assert all(np.array_equal(a, b) for a, b in zip(resumed, reference))
     assert not work.exists()
@@ -230,6 +218,7 @@ def _kill_after(runs: list[tuple[subprocess.Popen, Path]], frames: int = 3, time
     return [done(output) for _, output in runs]
 
 
+@pytest.mark.slow
 def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_path: Path) -> None:
     from dreamvideo.config import Settings
     from dreamvideo.render import render_video
@@ -254,7 +243,7 @@ def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_pa
     assert f"resuming: {kept} finished frames kept from the interrupted render" in notes
     doc = json.loads(settings_path(killed).read_text())
     assert doc["resumed_frames"] == kept and doc["frames"] == total
-    a, b = _folder_frames(killed), _folder_frames(reference)
+    a, b = folder_frames(killed), folder_frames(reference)
     assert len(a) == len(b) == total
     # Equal up to rounding: TensorFlow's multithreaded kernels can differ in the last bits between
     # processes under load (measured with InceptionV3, see README); a chain restarted from a raw
@@ -281,6 +270,7 @@ def test_sigkilled_render_resumes_exactly_and_changed_settings_start_over(tmp_pa
 SHIPPED = ["classic", "deep", "default", "fast-preview", "music-video", "psychedelic-zoom", "subtle"]
 
 
+@pytest.mark.slow  # seven image renders
 def test_every_shipped_preset_loads_and_renders(tmp_path: Path) -> None:
     from dreamvideo.config import merge
     from dreamvideo.presets import PACKAGE_DIR, list_presets, load_preset
@@ -325,7 +315,8 @@ PWN = "__import__('os').system('touch {marker}')"
      "unknown key 'stepz' in [dream]"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n[job.video]\nblendd = 0.1\n',
      "night.toml: job 1 (\"b\"): unknown key 'blendd' in [video]"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nrm_rf = true\n', "job 1 (\"b\"): unknown key 'rm_rf'"),
+    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nrm_rf = true\n',
+     "job 1 (\"b\"): unknown key 'rm_rf'"),
     ('[[job]]\nkind = "movie"\ninput = "a.mp4"\noutput = "b.mp4"\n', "job 1 (\"b\"): kind 'movie' is unknown"),
     ('[[job]]\nkind = "video"\ninput = "a.mp4"\n', "job 1: missing key 'output'"),
     ('[[job]]\nkind = "video"\noutput = "b.mp4"\n', "missing key 'input'"),
@@ -333,7 +324,12 @@ PWN = "__import__('os').system('touch {marker}')"
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "a.png"\n', "is the input"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n'
      '[[job]]\nkind = "image"\ninput = "c.png"\noutput = "./b.png"\n', "is also job 1 (\"b\")'s"),
-    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\naudio = "x.wav"\n', "audio is for zoom jobs only"),
+    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\naudio = "x.wav"\n',
+     "job 1 (\"b\"): audio = 'x.wav': audio is the encode setting (true/false); a zoom job's sound track is "
+     "soundtrack = 'x.wav'"),
+    ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nsoundtrack = "x.wav"\n',
+     "job 1 (\"b\"): soundtrack is for zoom jobs only"),
+    ('job = "x"\n', "night.toml: job = 'x' is not a job: write each job as a [[job]] table"),
     ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nsteps = -1\n', "steps must be within 0..1000, got -1"),
     ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nmodel = "resnet"\n', "unknown model 'resnet'"),
     ('[[job]]\nkind = "video"\ninput = "a.mp4"\noutput = "b.mp4"\nmodel = "tiny"\nlayers = ["mixed3"]\n',
@@ -349,7 +345,8 @@ PWN = "__import__('os').system('touch {marker}')"
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\nmodel = "{pwn}"\n', "unknown model"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "{pwn}"\n', "not found"),
     ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\n{pwn_key} = 1\n', "unknown key"),
-    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "evil.toml"\n', "evil.toml: unknown key 'shell'"),
+    ('[[job]]\nkind = "image"\ninput = "a.png"\noutput = "b.png"\npreset = "evil.toml"\n',
+     "evil.toml: unknown key 'shell'"),
 ])
 def test_manifest_errors_name_file_job_and_key(tmp_path: Path, body: str, message: str) -> None:
     marker = tmp_path / "pwned"
@@ -391,7 +388,7 @@ overrides = { seed = 9 }
 kind = "zoom"
 input = "/abs/still.png"
 output = "dive.gif"
-audio = "track.wav"
+soundtrack = "track.wav"
 [job.zoom]
 seconds = 2
 fps = "24000/1001"
@@ -404,7 +401,7 @@ fps = "24000/1001"
     assert (a.settings.dream.steps, a.settings.dream.seed, a.settings.dream.max_side) == (5, 9, 200)
     assert a.settings.video.blend == 0.4  # [defaults] settings apply on top of any preset
     assert z.name == "dive" and z.preset == "deep" and z.settings.dream.octaves == deep.dream.octaves
-    assert z.input == Path("/abs/still.png") and z.audio == tmp_path / "sub" / "track.wav"
+    assert z.input == Path("/abs/still.png") and z.soundtrack == tmp_path / "sub" / "track.wav"
     assert str(z.settings.zoom.fps) == "24000/1001"
 
 
@@ -478,7 +475,7 @@ fps = 4
 """)
     summary = run_batch(load_manifest(path))
     assert [o.status for o in summary.outcomes] == ["done"], summary.outcomes[0].reason
-    assert _count_frames(tmp_path / "out" / "dive.mp4") == 4
+    assert count_frames(tmp_path / "out" / "dive.mp4") == 4
     doc = json.loads(settings_path(tmp_path / "out" / "dive.mp4").read_text())
     assert doc["batch"]["job"] == "dive" and str(path) in doc["command"]
     assert [o.status for o in run_batch(load_manifest(path)).outcomes] == ["skipped"]
@@ -518,3 +515,167 @@ output = "out/fine.png"
     log = (tmp_path / "night.logs" / "01-buggy.log").read_text()
     assert "Traceback (most recent call last)" in log and "KeyError" in log
     assert (tmp_path / "out" / "fine.png").exists()
+
+
+# --- outputs that would destroy inputs, duplicates through links, folders with dots -------------
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("spelling", ["plain", "dotted", "symlink", "hardlink", "folder"])
+def test_output_over_any_jobs_input_refuses_the_whole_manifest(tmp_path: Path, spelling: str) -> None:
+    fruits = _image(tmp_path / "fruits.png")
+    other = _image(tmp_path / "other.png", 64, 48)
+    before = _digest(fruits)
+    (tmp_path / "sub").mkdir()
+    out = {"plain": "fruits.png", "dotted": "./sub/../fruits.png", "symlink": "link.png", "hardlink": "hard.png",
+           "folder": "."}[spelling]
+    if spelling == "symlink":
+        (tmp_path / "link.png").symlink_to(fruits)
+    if spelling == "hardlink":
+        (tmp_path / "hard.png").hardlink_to(fruits)
+    kind = "video" if spelling == "folder" else "image"
+    job_input = "clip.mp4" if spelling == "folder" else "other.png"
+    if spelling == "folder":  # a PNG-frames output folder that holds job 2's input
+        make_clip(tmp_path / "sub" / "clip.mp4", seconds=0.2, fps="10", size="96x64")
+        job_input, out = "sub/clip.mp4", "sub/"
+    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + f"""
+[[job]]
+name = "first"
+kind = "{kind}"
+input = "{job_input}"
+output = "{out}"
+
+[[job]]
+name = "second"
+kind = "image"
+input = "fruits.png"
+output = "second.png"
+""")
+    with pytest.raises(ConfigError) as info:
+        load_manifest(path)
+    msg = str(info.value)
+    assert msg.startswith(f'{path}: job 1 ("first"): output ') and "would overwrite" in msg, msg
+    assert ("its own input" if spelling == "folder" else "job 2 (\"second\")'s input") in msg
+    result = runner.invoke(app, ["batch", str(path)])
+    assert result.exit_code == 1 and "would overwrite" in result.output and "Traceback" not in result.output
+    assert _digest(fruits) == before and other.exists()
+    assert not (tmp_path / "second.png").exists() and not (tmp_path / "night.logs").exists()
+
+
+def test_two_jobs_writing_one_file_through_a_symlinked_folder_are_duplicates(tmp_path: Path) -> None:
+    _image(tmp_path / "in.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "out", target_is_directory=True)
+    path = _write(tmp_path / "night.toml", """
+[[job]]
+kind = "image"
+input = "in.png"
+output = "out/a.png"
+
+[[job]]
+name = "again"
+kind = "image"
+input = "in.png"
+output = "alias/a.png"
+""")
+    with pytest.raises(ConfigError, match=r"job 2 \(\"again\"\): output '.*alias/a.png' is also job 1 \(\"a\"\)'s"):
+        load_manifest(path)
+
+
+def test_failed_png_frames_job_leaves_no_folder_under_the_final_name(tmp_path: Path) -> None:
+    (tmp_path / "broken.mp4").write_text("not a video at all\n")
+    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+[[job]]
+name = "frames"
+kind = "video"
+input = "broken.mp4"
+output = "out/frames/"
+""")
+    summary = run_batch(load_manifest(path))
+    assert [o.status for o in summary.outcomes] == ["failed"]
+    assert not (tmp_path / "out" / "frames").exists()
+    assert not work_dir_for(tmp_path / "out" / "frames").exists()
+
+
+def test_png_folder_with_a_dot_dry_runs_and_renders(tmp_path: Path) -> None:
+    make_clip(tmp_path / "clip.mp4", seconds=0.4, fps="10", size="96x64")
+    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+[[job]]
+kind = "video"
+input = "clip.mp4"
+output = "out/run.6/"
+""")
+    (job,) = load_manifest(path).jobs
+    assert job.folder and job.target.kind == "frames" and job.name == "run.6"
+    result = runner.invoke(app, ["batch", "--dry-run", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "[1/1] run.6: would render video" in result.output and "~4 frames" in result.output
+    summary = run_batch(load_manifest(path))
+    assert [o.status for o in summary.outcomes] == ["done"], summary.outcomes[0].reason
+    assert len(list((tmp_path / "out" / "run.6").glob("frame_*.png"))) == 4
+    doc = json.loads((tmp_path / "out" / "run.6.settings.json").read_text())
+    assert doc["batch"] == {"manifest": str(path), "job": "run.6", "index": 1}  # written once, by the renderer
+    assert [o.status for o in run_batch(load_manifest(path)).outcomes] == ["skipped"]
+
+
+def test_video_job_with_audio_false_drops_the_sound(tmp_path: Path) -> None:
+    from dreamvideo.probe import probe
+
+    make_clip(tmp_path / "clip.mp4", seconds=0.4, fps="10", size="96x64", audio=True)
+    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+[[job]]
+name = "silent"
+kind = "video"
+input = "clip.mp4"
+output = "silent.mp4"
+audio = false
+
+[[job]]
+name = "loud"
+kind = "video"
+input = "clip.mp4"
+output = "loud.mp4"
+""")
+    silent, loud = load_manifest(path).jobs
+    assert silent.settings.encode.audio is False and loud.settings.encode.audio is True
+    summary = run_batch(load_manifest(path))
+    assert [o.status for o in summary.outcomes] == ["done", "done"], [o.reason for o in summary.outcomes]
+    assert not probe(tmp_path / "silent.mp4").has_audio and probe(tmp_path / "loud.mp4").has_audio
+
+
+def test_a_job_that_cannot_be_planned_fails_alone_in_a_dry_run(tmp_path: Path, monkeypatch) -> None:
+    import dreamvideo.batch as batch
+    from dreamvideo.errors import OutputError
+
+    _image(tmp_path / "in.png")
+    path = _write(tmp_path / "night.toml", TINY_DEFAULTS + """
+[[job]]
+name = "odd"
+kind = "image"
+input = "in.png"
+output = "odd.png"
+
+[[job]]
+name = "fine"
+kind = "image"
+input = "in.png"
+output = "fine.png"
+""")
+    real = batch.estimate
+
+    def estimate(job):
+        if job.name == "odd":
+            raise OutputError("output 'odd.png' cannot be planned")
+        return real(job)
+
+    monkeypatch.setattr(batch, "estimate", estimate)
+    result = runner.invoke(app, ["batch", "--dry-run", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"[1/2] odd: FAILED: {path}: job 1 (\"odd\"): output 'odd.png' cannot be planned" in result.output
+    assert "[2/2] fine: would render image" in result.output
+    assert not (tmp_path / "odd.png").exists() and not (tmp_path / "fine.png").exists()

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import MEDIA, ffmpeg, make_clip, need
+from helpers import MEDIA, ffmpeg, make_clip, need
 from dreamvideo.batch import load_manifest, run_batch
 from dreamvideo.cli import app
 from dreamvideo.config import Settings, merge

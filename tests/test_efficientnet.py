@@ -1,8 +1,8 @@
 """EfficientNet-Lite0: reading the package's torch file, the Keras model, the conversion cache.
 
 The weights package is a dependency, so conversion is tested everywhere; only the ImageNet checks
-on real photos need the shared media folder (Path(__file__).parents[2] / "shared", or
-$DREAMVIDEO_SHARED) and skip without it. Every test writes to a temporary cache folder.
+on real photos need the shared media folder (helpers.MEDIA: ../shared/media, or
+$DREAMVIDEO_SHARED/media) and skip without it. Every test writes to a temporary cache folder.
 """
 
 from __future__ import annotations
@@ -18,14 +18,7 @@ import pytest
 
 from dreamvideo import efficientnet as E
 from dreamvideo.errors import ModelError
-
-
-def _shared() -> Path:
-    env = os.environ.get("DREAMVIDEO_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-
-
-MEDIA = _shared() / "media"
+from helpers import MEDIA, needs_media
 
 # Keras' load_weights reads h5py datasets through np.array(); numpy 2 warns about h5py's __array__.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -87,7 +80,9 @@ def test_every_tensor_in_the_file_is_mapped(state):
     weights, used = E.map_state_dict(state)
     ignored = {k for k in state if k.endswith(".num_batches_tracked")}
     assert used.isdisjoint(ignored)
-    assert len(used) + len(ignored) == len(state)  # no leftovers
+    # Every value of the file lands in the model exactly once (none dropped or doubled by the mapping).
+    mapped = sum(a.size for arrays in weights.values() for a in arrays)
+    assert mapped == sum(v.size for k, v in state.items() if k not in ignored)
     assert sum(len(v) for v in weights.values()) == len(used) == E._expected_variable_count()
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert state["_fc.weight"].shape == (1000, 1280)
@@ -253,6 +248,7 @@ def test_layers_match_a_numpy_reference(model, state):
     np.testing.assert_allclose(dw_out, ref, atol=2e-4, rtol=1e-4)
 
 
+@pytest.mark.slow  # a second build from the cached file
 def test_weights_are_the_converted_ones_and_deterministic(model, state, cache_dir):
     np.testing.assert_array_equal(model.get_layer("logits").get_weights()[0], state["_fc.weight"].T)
     x = E.preprocess(_synthetic())[None]
@@ -266,15 +262,18 @@ def test_weights_are_the_converted_ones_and_deterministic(model, state, cache_di
     np.testing.assert_allclose(again(x, training=False).numpy(), first, atol=1e-6)
 
 
+@pytest.mark.slow  # builds the no-top model
 def test_notop_model_takes_any_size(model, cache_dir):
     notop = E.load_efficientnet_lite0(include_top=False, cache_dir=cache_dir)
     assert notop.output.shape[-1] == 1280
     assert set(E.DREAM_LAYERS) <= {layer.name for layer in notop.layers}
     feats = notop(E.preprocess(_synthetic(75, 101))[None], training=False).numpy()
     assert feats.shape == (1, 3, 4, 1280)
-    np.testing.assert_array_equal(notop.get_layer("top_conv").get_weights()[0], model.get_layer("top_conv").get_weights()[0])
+    np.testing.assert_array_equal(notop.get_layer("top_conv").get_weights()[0],
+                                  model.get_layer("top_conv").get_weights()[0])
 
 
+@pytest.mark.slow  # builds the no-top model
 def test_notop_build_loads_the_with_top_file(model, cache_dir):
     """``build_efficientnet_lite0(False).load_weights(converted file)`` works: Keras ignores the top."""
     built = E.build_efficientnet_lite0(include_top=False)
@@ -306,6 +305,7 @@ def test_conversion_is_cached(model, cache_dir):
     assert [p.name for p in cache_dir.iterdir()] == [E.CONVERTED_NAME]  # no temp files left
 
 
+@pytest.mark.slow  # a full conversion
 def test_corrupt_cache_is_reconverted(model, cache_dir, tmp_path):
     good = (cache_dir / E.CONVERTED_NAME).read_bytes()
     path = tmp_path / E.CONVERTED_NAME
@@ -317,6 +317,7 @@ def test_corrupt_cache_is_reconverted(model, cache_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [E.CONVERTED_NAME]
 
 
+@pytest.mark.slow  # a full conversion
 def test_cache_from_another_conversion_is_redone(model, cache_dir, tmp_path):
     import h5py
 
@@ -355,7 +356,7 @@ def _centre_crop_224(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr[top : top + 224, left : left + 224], cv2.COLOR_BGR2RGB)
 
 
-@pytest.mark.skipif(not MEDIA.is_dir(), reason=f"shared media not found at {MEDIA}")
+@needs_media
 @pytest.mark.parametrize("image, expected", [("butterfly.jpg", 323), ("fruits.jpg", 951)])
 def test_imagenet_top1(model, image, expected):
     names = (MEDIA / "imagenet_classes.txt").read_text().splitlines()

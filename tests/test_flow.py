@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from dreamvideo.config import VideoConfig
 from dreamvideo.errors import ConfigError
 from dreamvideo.flow import (
     FLOW_METHODS,
@@ -20,26 +19,11 @@ from dreamvideo.flow import (
     occlusion_mask,
     warp,
 )
-
-
-def _media_dir() -> Path:
-    env = os.environ.get("DREAMVIDEO_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
-    return base / "media"
-
-
-MEDIA = _media_dir()
-
-
-def media(name: str) -> Path:
-    path = MEDIA / name
-    if not path.is_file():
-        pytest.skip(f"shared media {name} not found under {MEDIA} (set DREAMVIDEO_SHARED)")
-    return path
+from helpers import MEDIA, REPO, need
 
 
 def read_rgb(name: str) -> np.ndarray:
-    img = cv2.imread(str(media(name)), cv2.IMREAD_COLOR)
+    img = cv2.imread(str(need(MEDIA / name)), cv2.IMREAD_COLOR)
     assert img is not None, name
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
@@ -132,7 +116,7 @@ def test_frames_must_match():
 
 def test_import_does_not_pull_tensorflow():
     code = "import sys, dreamvideo.flow; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
 # -- real images ----------------------------------------------------------------------------------
@@ -207,11 +191,11 @@ def test_unrelated_images_are_a_scene_cut():
     flow, mask, frac = coherence(b, a, FlowEstimator())
     assert flow.shape == a.shape[:2] + (2,) and mask.shape == a.shape[:2]
     assert frac > 0.5, frac  # measured 0.99
-    assert is_scene_cut(frac, 0.5)
+    assert is_scene_cut(frac, VideoConfig().scene_cut)  # the default threshold restarts the chain here
 
 
 def test_consecutive_video_frames_are_coherent():
-    cap = cv2.VideoCapture(str(media("vtest.avi")))
+    cap = cv2.VideoCapture(str(need(MEDIA / "vtest.avi")))
     frames = []
     try:
         while len(frames) < 3:
@@ -224,5 +208,5 @@ def test_consecutive_video_frames_are_coherent():
     for prev, cur in zip(frames, frames[1:]):
         _, mask, frac = coherence(cur, prev, est)
         assert frac < 0.2, frac  # measured ~0.05
-        assert not is_scene_cut(frac, 0.5)
+        assert not is_scene_cut(frac, VideoConfig().scene_cut)  # ... and keeps it going here
         assert (mask >= 0.5).mean() > 0.8

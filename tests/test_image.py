@@ -5,18 +5,17 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import INCEPTION_WEIGHTS, MEDIA, need
 from dreamvideo import model as model_mod
 from dreamvideo.cli import app
 from dreamvideo.config import DreamConfig
 from dreamvideo.decode import read_image, resize_max_side
 from dreamvideo.dream import get_engine
+from helpers import MEDIA, need
 
 runner = CliRunner()
 
@@ -26,9 +25,10 @@ def gain(cfg: DreamConfig, before: np.ndarray, after: np.ndarray) -> float:
     return engine.activation(after) / engine.activation(before)
 
 
-def test_inception_dream_at_256_px_is_strong(tmp_path):
+@pytest.mark.slow
+def test_inception_dream_at_256_px_is_strong(tmp_path, inception_weights):
     """Real InceptionV3 weights: activation at least 2x the input's, mean change at least 10/255."""
-    weights = need(INCEPTION_WEIGHTS)
+    weights = inception_weights
     src = need(MEDIA / "butterfly.jpg")
     out = tmp_path / "dream.png"
     result = runner.invoke(app, ["image", str(src), "-o", str(out), "--weights", str(weights), "--max-side", "256"])
@@ -54,6 +54,7 @@ def test_same_seed_same_image_other_seed_differs(tmp_path):
     assert not np.array_equal(outs[0], outs[2])
 
 
+@pytest.mark.slow
 def test_offline_default_falls_back_to_efficientnet_and_says_so(tmp_path, monkeypatch):
     """No network, no InceptionV3 weights: the default renders a real dream with the bundled model."""
     src = need(MEDIA / "butterfly.jpg")
@@ -90,9 +91,9 @@ def test_explicit_model_without_weights_is_an_error_not_a_fallback(tmp_path, mon
     assert not (tmp_path / "o.png").exists()
 
 
-def test_weights_in_keras_cache_are_loaded_by_path(tmp_path, monkeypatch):
+def test_weights_in_keras_cache_are_loaded_by_path(tmp_path, monkeypatch, inception_weights):
     """A file already in $KERAS_HOME/models under Keras' own name is used without any download."""
-    weights = need(INCEPTION_WEIGHTS)
+    weights = inception_weights
     cache = tmp_path / "keras" / "models"
     cache.mkdir(parents=True)
     (cache / model_mod.get_spec("inception_v3").keras_file).symlink_to(weights)
@@ -104,7 +105,9 @@ def test_weights_in_keras_cache_are_loaded_by_path(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("case", ["missing", "not-image", "empty", "no-folder", "same-as-input", "bad-layer",
-                                  "bad-preset", "preset-bad-key", "bad-weights", "bad-extension"])
+                                  "bad-preset", "preset-bad-key",
+                                  pytest.param("bad-weights", marks=pytest.mark.slow),  # builds InceptionV3
+                                  "bad-extension"])
 def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path, case):
     good = tmp_path / "in.png"
     img = np.zeros((64, 64, 3), np.uint8)

@@ -17,19 +17,9 @@ from dreamvideo.encode import FrameWriter, check_output_path, open_writer, outpu
 from dreamvideo.errors import InputError, MediaError, OutputError
 from dreamvideo.probe import ffmpeg_exe, probe, require_video
 from dreamvideo.timing import snap_fps
+from helpers import MEDIA, ffmpeg, need, one_line
 
 NTSC = Fraction(24000, 1001)
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "media"
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
-
-
-def one_line(err: BaseException) -> str:
-    msg = str(err)
-    assert msg and "\n" not in msg, f"message must be one line: {msg!r}"
-    return msg
 
 
 def video_frames(n: int, w: int = 160, h: int = 120, seed: int = 0) -> list[np.ndarray]:
@@ -66,13 +56,6 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     ffmpeg("-f", "lavfi", "-i", src, "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-t", "2",
            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(c["av"]))  # fmt: skip
     return c
-
-
-def shared_media(name: str) -> Path:
-    p = SHARED / name
-    if not p.exists():
-        pytest.skip(f"{p} is not here (../shared/media absent)")
-    return p
 
 
 # ---------------------------------------------------------------------------------------- probe
@@ -175,7 +158,7 @@ def test_start_and_duration_select_frames_by_time(clips):
 
 
 def test_tree_avi_header_lies_decoding_is_truth():
-    tree = shared_media("tree.avi")
+    tree = need(MEDIA / "tree.avi")
     info = probe(tree)
     assert info.frame_count == 444 and info.fps == 15
     assert sum(1 for _ in iter_frames(tree)) == 68
@@ -186,7 +169,7 @@ def test_tree_avi_header_lies_decoding_is_truth():
 
 
 def test_truncated_real_clip_decodes_what_it_can(tmp_path):
-    vtest = shared_media("vtest.avi")
+    vtest = need(MEDIA / "vtest.avi")
     data = vtest.read_bytes()
     cut = tmp_path / "cut.avi"
     cut.write_bytes(data[: len(data) // 2])

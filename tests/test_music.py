@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from conftest import ffmpeg
 from dreamvideo.audio import analyze_file
 from dreamvideo.cli import app
 from dreamvideo.decode import read_image
 from dreamvideo.probe import probe
+from helpers import ffmpeg
 
 runner = CliRunner()
 
@@ -59,7 +59,8 @@ def test_schedule_is_applied_and_recorded(tmp_path):
 
 def test_bad_specs_show_the_expected_form(tmp_path):
     clip = quiet_then_loud(tmp_path / "clip.mp4")
-    for flag, spec, form in (("--schedule", "step_size=0-0.005", "NAME=T:V"), ("--react", "step_size=volume:1..2", "loudness"),
+    for flag, spec, form in (("--schedule", "step_size=0-0.005", "NAME=T:V"),
+                             ("--react", "step_size=volume:1..2", "loudness"),
                              ("--react", "nosuch=loudness:0..1", "step_size")):
         r = runner.invoke(app, ["video", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", "tiny", flag, spec])
         assert r.exit_code == 1, r.output
@@ -69,7 +70,8 @@ def test_bad_specs_show_the_expected_form(tmp_path):
 
 
 def test_react_without_sound_is_a_clear_error(tmp_path):
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10:duration=0.5", "-pix_fmt", "yuv420p", str(tmp_path / "s.mp4"))
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10:duration=0.5", "-pix_fmt", "yuv420p",
+           str(tmp_path / "s.mp4"))
     r = runner.invoke(app, ["video", str(tmp_path / "s.mp4"), "-o", str(tmp_path / "o.mp4"), "--model", "tiny",
                             "--react", "step_size=loudness:0.01..0.02"])
     assert r.exit_code == 1 and "sound" in r.output and "Traceback" not in r.output

@@ -120,7 +120,8 @@ def test_single_keyframe_is_a_constant_and_specs_round_trip():
     s = parse_schedule(" octaves = 0:3 ")
     assert s == Schedule("octaves", (0.0,), (3.0,), False, integer=True)
     assert s.value_at(0) == s.value_at(100) == 3.0
-    for spec in ("step_size=0:0.005,10:0.02,20:0.005", "zoom_per_second=0:1.1,8:1.6,smooth", "rotate_per_second=1.5:-10,3:10"):
+    for spec in ("step_size=0:0.005,10:0.02,20:0.005", "zoom_per_second=0:1.1,8:1.6,smooth",
+                 "rotate_per_second=1.5:-10,3:10"):
         assert parse_schedule(spec).spec == spec
         assert parse_schedule(parse_schedule(spec).spec) == parse_schedule(spec)
     assert parse_schedule("step-size=0:0.01,1:0.02,linear").name == "step_size"
@@ -218,14 +219,22 @@ def test_one_driver_per_setting(schedules, reactions):
 
 
 def test_schedulable_names_are_real_settings_with_valid_ranges():
-    assert set(SCHEDULABLE) <= set(FLAT_INDEX)
     for name, bound in SCHEDULABLE.items():
         lo = bound.lo if bound.lo is not None else -5.0
         ok = lo + (1 if bound.lo_open else 0)
-        Settings().replace(**{name: int(ok) if bound.integer else ok})  # the config accepts what we accept
-        if bound.lo is not None:  # and we refuse what the config refuses
+        want = int(ok) if bound.integer else ok
+        # A scheduled value reaches that very setting: the config accepts what we accept.
+        values = Timeline([parse_schedule(f"{name}=0:{want}")], [], Fraction(30), 1).values(0)
+        settings = Settings().replace(**values)
+        assert getattr(getattr(settings, FLAT_INDEX[name]), name) == want, name
+        # And both refuse what either refuses, below LO (at LO when open) and above HI.
+        bad = [bound.lo if bound.lo_open else bound.lo - 1] if bound.lo is not None else []
+        bad += [bound.hi + 1] if bound.hi is not None else []
+        for v in bad:
             with pytest.raises(ConfigError):
-                parse_schedule(f"{name}=0:{bound.lo - 1}")
+                parse_schedule(f"{name}=0:{v}")
+            with pytest.raises(ConfigError):
+                Settings().replace(**{name: int(v) if bound.integer else v})
 
 
 # ---------------------------------------------------------------------------------------------- bad specs

@@ -50,6 +50,8 @@ def _bad_values(name: str) -> list[str]:
 
 
 CASES = [(name, value) for name in RULES for value in _bad_values(name)]
+# One bad value per setting (cycling through the kinds of badness) for the quick loop; CI runs all.
+QUICK = [(name, _bad_values(name)[i % len(_bad_values(name))]) for i, name in enumerate(RULES)]
 
 
 @pytest.fixture
@@ -84,9 +86,30 @@ def _one_error_line(result) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("name,value", CASES, ids=[f"{n}={v}" for n, v in CASES])
+def test_every_bad_value_is_refused_by_merge_flat_and_sectioned(name, value):
+    import tomllib
+
+    parsed = tomllib.loads(f"v = {value}")["v"]
+    for data in ({name: parsed}, {_section(name): {name: parsed}}):
+        with pytest.raises(ConfigError, match=name):
+            merge(Settings(), data, source="test")
+
+
+@pytest.mark.parametrize("source", ["--set", "preset", "manifest"])
+@pytest.mark.parametrize("name,value", QUICK, ids=[f"{n}={v}" for n, v in QUICK])
+def test_bad_value_is_one_line_before_any_model(tmp_path, image, no_model, source, name, value):
+    _run_bad_value(tmp_path, image, source, name, value)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["--set", "preset", "manifest"])
 @pytest.mark.parametrize("name,value", CASES, ids=[f"{n}={v}" for n, v in CASES])
 def test_every_bad_value_is_one_line_before_any_model(tmp_path, image, no_model, source, name, value):
+    _run_bad_value(tmp_path, image, source, name, value)
+
+
+def _run_bad_value(tmp_path: Path, image: Path, source: str, name: str, value: str) -> None:
     out = tmp_path / "out.png"
     before = sorted(p.name for p in tmp_path.iterdir())
     if source == "--set":
@@ -181,6 +204,39 @@ def test_vp9_crf_range_reaches_the_encoder_and_h264_is_refused_early(tmp_path):
     from dreamvideo.encode import check_crf
 
     assert merge(Settings(), {"crf": 60}, source="t").encode.crf == 60
-    check_crf(tmp_path / "a.webm", 60)  # VP9 takes 0..63
+    check_crf("vp9", 60)  # VP9 takes 0..63
     with pytest.raises(ConfigError, match="0..51"):
-        check_crf(tmp_path / "a.mp4", 60)
+        check_crf("h264", 60)
+    clip = tmp_path / "x.mp4"  # refused before the input is even probed: nothing dreams first
+    result = runner.invoke(app, ["zoom", "--noise", "-o", str(clip), "--crf", "60", "--model", "tiny"])
+    assert "0..51" in _one_error_line(result) and not clip.exists()
+
+
+def test_a_new_dream_setting_reaches_every_entry_point(tmp_path, image):
+    """octave_detail was added as one config field + one RULES row (+ the engine line that uses it):
+    it is a flag on image, video and zoom, a preset/manifest/--set key, schedulable, and it changes
+    the dream."""
+    import cv2
+
+    for command in ("image", "video", "zoom"):
+        assert "--octave-detail" in runner.invoke(app, [command, "--help"], env={"COLUMNS": "240"}).output
+    outs = {}
+    for how, args in {
+        "default": [],
+        "flag": ["--octave-detail", "0"],
+        "set": ["--set", "octave_detail=0"],
+    }.items():
+        out = tmp_path / f"{how}.png"
+        result = runner.invoke(app, ["image", str(image), "-o", str(out), "--model", "tiny", "--steps", "3",
+                                     "--octaves", "3", "--octave-scale", "1.2", "--seed", "1", *args])
+        assert result.exit_code == 0, result.output
+        outs[how] = cv2.imread(str(out)).astype(int)
+    assert np.array_equal(outs["flag"], outs["set"])
+    assert np.abs(outs["flag"] - outs["default"]).mean() > 0.1  # the knob does something
+    preset = tmp_path / "p.toml"
+    preset.write_text('description = "x"\n[dream]\noctave_detail = 0.5\n')
+    from dreamvideo.presets import load_preset
+
+    assert load_preset(str(preset)).dream.octave_detail == 0.5
+    s = merge(Settings(), {"schedule": ["octave_detail=0:1,2:0"]}, source="t")
+    assert s.schedule == ("octave_detail=0:1,2:0",)

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import MEDIA, ffmpeg, make_clip, need, panning_clip
 from dreamvideo.cli import app
 from dreamvideo.config import Settings, merge
-from dreamvideo.decode import iter_frames, read_image
+from dreamvideo.decode import read_image
 from dreamvideo.errors import ConfigError, InputError, OutputError
 from dreamvideo.probe import probe
 from dreamvideo.render import render_video
+from helpers import MEDIA, ffmpeg, folder_frames, frames_of, make_clip, need, panning_clip
 
 runner = CliRunner()
 TINY = {"model": "tiny", "steps": 2, "octaves": 2, "step_size": 0.05, "warm_steps": 1}
@@ -24,10 +24,6 @@ TINY = {"model": "tiny", "steps": 2, "octaves": 2, "step_size": 0.05, "warm_step
 
 def tiny(**kw) -> Settings:
     return merge(Settings(), {**TINY, **kw}, "test")
-
-
-def frames_of(path: Path) -> list[np.ndarray]:
-    return list(iter_frames(path))
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +36,7 @@ def vtest12(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_real_clip_counts_rate_size_and_coherence_beats_independent(vtest12, tmp_path):
     """12 real frames dreamed with real weights: count, rate, size match; flicker far below independent dreams."""
     real = {"model": "efficientnet_lite0", "steps": 8, "octaves": 2, "max_side": 192}
@@ -62,7 +59,7 @@ def test_dream_moves_with_the_scene(tmp_path, media):
     image = read_image(media / "starry_night.jpg")
     clip = panning_clip(tmp_path / "pan.mp4", image, frames=8, step=3, size=(128, 96))
     render_video(clip, tmp_path / "out/", tiny(steps=3))
-    outs = [read_image(p).astype(np.float32) for p in sorted((tmp_path / "out").glob("*.png"))]
+    outs = [f.astype(np.float32) for f in folder_frames(tmp_path / "out")]
     raws = frames_of(clip)
     assert len(outs) == 8
     follow, still = [], []

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import MEDIA, ffmpeg, need
 from dreamvideo.cli import app
 from dreamvideo.config import Settings, ZoomConfig, merge
-from dreamvideo.decode import iter_frames, read_image
+from dreamvideo.decode import iter_frames
 from dreamvideo.probe import probe
 from dreamvideo.zoom import (
     camera_matrix,
@@ -22,6 +20,7 @@ from dreamvideo.zoom import (
     step_transform,
     transform,
 )
+from helpers import MEDIA, ffmpeg, folder_frames, make_clip, need
 
 runner = CliRunner()
 TINY = {"model": "tiny", "steps": 3, "octaves": 2, "step_size": 0.05, "warm_steps": 2}
@@ -29,10 +28,6 @@ TINY = {"model": "tiny", "steps": 3, "octaves": 2, "step_size": 0.05, "warm_step
 
 def tiny(**kw) -> Settings:
     return merge(Settings(), {**TINY, **kw}, "test")
-
-
-def folder_frames(path: Path) -> list[np.ndarray]:
-    return [read_image(p).astype(np.float32) for p in sorted(Path(path).glob("frame_*.png"))]
 
 
 def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
@@ -192,6 +187,7 @@ def test_loop_seam_is_an_ordinary_step(tmp_path):
     assert doc["metrics"]["seam"] == pytest.approx(seam, abs=0.01)
 
 
+@pytest.mark.slow
 def test_colour_holds_over_a_long_run(tmp_path):
     """60 warm-started dreams of 64x64: the last frame's colour mean and std stay near the first's."""
     src = need(MEDIA / "starry_night.jpg")
@@ -290,7 +286,6 @@ def test_bad_options_are_one_line_errors(tmp_path, args):
 
 def test_failure_before_the_first_frame_leaves_no_work_folder(tmp_path):
     """--react on an --audio file without sound fails after the work folder opened: nothing stays behind."""
-    from conftest import make_clip
     from dreamvideo.resume import work_dir_for
 
     silent = make_clip(tmp_path / "silent.mp4", seconds=0.5, fps="10", size="64x64")
