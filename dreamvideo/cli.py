@@ -291,7 +291,8 @@ def video(
                 result = render_video(input, output, settings, command=_command_line(), on_progress=progress,
                                       on_note=_note, resume=resume)
             else:
-                from .cluster import connect, render_video as render_on_cluster
+                from .cluster import connect
+                from .cluster import render_video as render_on_cluster
 
                 with connect(address, workers=workers, on_event=_note) as pool:
                     _note(f"Ray: {len(pool.workers)} worker(s) on {pool.nodes} node(s)")

@@ -32,9 +32,10 @@ import time
 import traceback
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from .errors import ClusterError, DreamVideoError
 
@@ -74,6 +75,7 @@ class Unit:
     payload: tuple  # the arguments of that kind (see Worker.run)
     frames: int  # frames it dreams, for the progress bar (0: not counted, e.g. an assembly)
     label: str  # how events name it: '[2/3] beach segment 1/3'
+    what: str = ""  # what it does, for the line that says where it started ('video in.mp4 -> out/b.mp4')
 
 
 @dataclass
@@ -217,6 +219,12 @@ def _assemble_job(split: Any, results: Sequence[Any], where: Sequence[str], job:
                     record=record)
 
 
+def _frames_text(seg: Any) -> str:
+    """'frames 40-end (10 preroll)', what a segment dreams."""
+    end = "end" if seg.stop is None else str(seg.stop - 1)
+    return f"frames {seg.first}-{end}" + (f" ({seg.preroll} preroll)" if seg.preroll else "")
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
@@ -352,7 +360,7 @@ class Pool:
                     continue
                 slot = idle.popleft()
                 inflight[slot.handle.run.remote(unit)] = (unit, slot)
-                on_event(f"{unit.label}: on {slot.label}")
+                on_event(f"{unit.label}: {unit.what + ' ' if unit.what else ''}on {slot.label}")
             if not inflight:
                 if ready and starting and waited_alone < START_TIMEOUT:
                     pass  # no worker free yet: wait for a replacement to start
@@ -538,7 +546,7 @@ def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]
 
     def execute(jobs: list[Any], manifest: Any, command: str, on_event: EventFn,
                 on_progress: ProgressFn) -> Iterator[Any]:
-        from .batch import JobOutcome, append_log, estimate, job_tag
+        from .batch import JobOutcome, append_log, estimate, job_tag, job_what
         from .segments import make_plan
 
         pool.check_storage(manifest.path.parent)
@@ -558,12 +566,17 @@ def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]
                 splits[job.index] = (split, {}, {})
                 for seg in split.segments:
                     units.append(Unit(f"{job.index}/{seg.index}", "segment", (split, seg),
-                                      max(seg.frames_planned(split.total), 1), f"{tag} segment {seg.name}"))
+                                      max(seg.frames_planned(split.total), 1), f"{tag} segment {seg.name}",
+                                      _frames_text(seg)))
                 continue
+            if segments > 1 and job.kind == "zoom":
+                on_event(f"{tag}: note: a zoom cannot be split into segments (each frame is dreamed from the one "
+                         "before): it runs whole, on one worker")
             frames = 1
             with contextlib.suppress(DreamVideoError, OSError, ValueError):
                 frames = estimate(job)[0] or 1
-            units.append(Unit(str(job.index), "job", (job, manifest, command, None, None, None), frames, tag))
+            units.append(Unit(str(job.index), "job", (job, manifest, command, None, None, None), frames, tag,
+                              job_what(job)))
 
         def follow(unit: Unit, result: UnitResult) -> list[Unit]:
             if unit.kind != "segment" or not result.ok:
@@ -642,7 +655,7 @@ def render_video(pool: Pool, input: str | Path, output: str | Path, settings: An
         results: dict[int, Any] = {}
         where: dict[int, str] = {}
         units = [Unit(f"s{seg.index}", "segment", (split, seg), max(seg.frames_planned(split.total), 1),
-                      f"{name} segment {seg.name}") for seg in split.segments]
+                      f"{name} segment {seg.name}", _frames_text(seg)) for seg in split.segments]
 
         def follow(unit: Unit, result: UnitResult) -> list[Unit]:
             if unit.kind != "segment" or not result.ok:

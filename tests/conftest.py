@@ -3,7 +3,8 @@
 Helpers (the SHARED/MEDIA paths, skip markers, ffmpeg, synthetic clips, reading outputs back) live in
 tests/helpers.py. Tests that need real weights or real media use ../shared (skipped cleanly where it is
 absent) or the bundled EfficientNet-Lite0; tests where the weights do not matter use the tiny model
-(tests/tiny_model.py, its own module so Ray workers can load it too), registered as "tiny" so every command can be exercised in seconds.
+(tests/tiny_model.py, its own module so Ray workers can load it too), registered as "tiny" so every
+command can be exercised in seconds.
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers import MEDIA, ffmpeg, make_clip, need
 from dreamvideo.batch import load_manifest, run_batch
 from dreamvideo.cli import app
 from dreamvideo.config import Settings, merge
@@ -37,6 +36,7 @@ from dreamvideo.errors import ClusterError, ConfigError
 from dreamvideo.probe import probe
 from dreamvideo.resume import work_dir_for
 from dreamvideo.segments import Segment, plan, render_split, segments_dir
+from helpers import MEDIA, ffmpeg, make_clip, need
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = REPO / "tests" / "cluster_driver.py"
@@ -263,6 +263,29 @@ def test_three_jobs_across_two_nodes_match_a_plain_run(cluster, tmp_path):
     for name in ("a.mp4", "b.mp4", "c.mp4"):
         assert _facts(tmp_path / "out" / name) == _facts(tmp_path / "plain" / name)
     assert _no_partials(tmp_path / "out") == []
+
+
+@pytest.mark.slow
+def test_batch_with_segments_splits_videos_and_runs_zooms_whole(cluster, tmp_path):
+    make_clip(tmp_path / "v.mp4", seconds=3, fps="10", size="64x48", audio=True)
+    text = _manifest(tmp_path, [("v.mp4", "v.mp4")]).read_text()
+    text += '[[job]]\nkind = "zoom"\nnoise = true\nsize = "48x32"\nseconds = 0.5\nfps = 10\noutput = "out/z.mp4"\n'
+    text = text.replace('flow = "dis-fast"', 'flow = "dis-fast"\npreroll = 0.5\njoin = 0.5')
+    (tmp_path / "out.toml").write_text(text)
+    ran = _drive(cluster, "batch", str(tmp_path / "out.toml"), "--ray", cluster.address, "--segments", "2",
+                 cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "segment 2/2" in ran.stdout and "2 segments on" in ran.stdout
+    assert "a zoom cannot be split into segments" in ran.stdout
+    frames, fps, _, audio = _facts(tmp_path / "out" / "v.mp4")
+    assert frames == 30 and fps == 10 and audio
+    assert _facts(tmp_path / "out" / "z.mp4")[0] == 5
+    doc = json.loads((tmp_path / "out" / "v.settings.json").read_text())
+    assert len(doc["segments"]) == 2 and doc["batch"]["job"] == "v"
+    again = _drive(cluster, "batch", str(tmp_path / "out.toml"), "--ray", cluster.address, "--segments", "2",
+                   cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("skipped") >= 2, again.stdout
+    assert not segments_dir(tmp_path / "out" / "v.mp4").exists() and _no_partials(tmp_path / "out") == []
 
 
 @pytest.mark.slow

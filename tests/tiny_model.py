@@ -22,7 +22,8 @@ def build_tiny(weights: str | None):
 
 def register() -> None:
     """Register the model as "tiny" in this process's model registry."""
-    from dreamvideo.model import ModelSpec, register as add
+    from dreamvideo.model import ModelSpec
+    from dreamvideo.model import register as add
 
     add(ModelSpec(
         name="tiny", description="test model (seeded random weights)", layers=("conv1", "conv2", "conv3"),
