@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ClusterError, DreamVideoError
+from .errors import ClusterError, DreamVideoError, OutputError
 
 RAY_HINT = 'pip install "dreamvideo[ray]"'
 MODES = ("auto", "local")  # besides a HOST:PORT address
@@ -558,6 +558,11 @@ def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]
             tag = job_tag(job, manifest)
             if segments > 1 and job.kind == "video":
                 try:
+                    try:
+                        job.output.parent.mkdir(parents=True, exist_ok=True)  # as batch's own renderer does
+                    except OSError as err:
+                        raise OutputError(f"cannot create the folder {str(job.output.parent)!r} ({err.strerror}): "
+                                           "choose an output in a folder you can write to") from None
                     split = make_plan(job.input, job.target, job.settings, segments)
                 except DreamVideoError as err:
                     append_log(manifest, job, f"FAILED: {_one_line(err)}")
