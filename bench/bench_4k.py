@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tile", type=int, default=None, help="tile_size (default: the preset's)")
     ap.add_argument("--warm", action="store_true", help="dream as a warm frame (warm_steps x warm_octaves)")
     ap.add_argument("--size", default="3840x2160")
+    ap.add_argument("--precision", default=None, help="dream.precision (default: the preset's)")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     a = ap.parse_args(argv)
     from dreamvideo.dream import DreamParams, get_engine
@@ -37,6 +38,8 @@ def main(argv=None) -> int:
     import_tensorflow()
     w, h = (int(v) for v in a.size.lower().split("x"))
     over = {} if a.tile is None else {"tile_size": a.tile}
+    if a.precision:
+        over["precision"] = a.precision
     s = default_settings(**over)
     d, v = s.dream, s.video
     t0 = time.perf_counter()
@@ -54,6 +57,7 @@ def main(argv=None) -> int:
     out = engine.dream(image, params, seed=0)
     seconds = time.perf_counter() - t
     res = {"size": f"{w}x{h}", "steps": steps, "octaves": octaves, "tile_size": d.tile_size,
+           "precision": d.precision,
            "warm": a.warm, "seconds": seconds, "startup_s": startup,
            "peak_rss_bytes": peak_rss_bytes(), "rss_after_load_bytes": rss_loaded,
            "strength": strength(out, image)}

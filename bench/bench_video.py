@@ -43,7 +43,7 @@ def run_video(clip: Path, settings, frames: int, max_side: int | None, log=print
     from dreamvideo.dream import get_engine
     from dreamvideo.encode import open_writer
     from dreamvideo.flow import FlowEstimator, coherence
-    from dreamvideo.render import VideoChain
+    from dreamvideo.chain import VideoChain
 
     engine = get_engine(settings.dream)
     chain = VideoChain(engine, settings)

@@ -1,11 +1,14 @@
 """The benchmark suite in one command: ``python -m bench`` (or ``python bench/run_all.py``).
 
-    python -m bench            # full run (about 10-15 minutes on 2 cores)
-    python -m bench --quick    # fewer frames and steps (about 4 minutes); steps are scaled back to
-                               # the preset's where that is said in the note column
+    python -m bench            # whole renders (bench/bench_render.py): a coherent render_video at the
+                               # defaults against the classic eager loop at equal settled strength,
+                               # per model, at 640x360, 10 frames (a few minutes on 2 quiet cores)
+    python -m bench --full     # the same at 640x360 and 1280x720 over 20 frames, then the engine
+                               # suite below (about 30 minutes here)
+    python -m bench --suite    # the engine suite alone; --quick: fewer frames and steps (scaled back)
     python -m bench --json out.json   # also write every number measured
 
-One table, measured in one run (the machine is shared: ratios are measured side by side):
+The engine suite, measured in one run (the machine is shared: ratios are measured side by side):
   * seconds per video frame at 640x360 and 1280x720 with the default preset (model: InceptionV3
     with the shared weights, else EfficientNet-Lite0 with a message), first frame and warm frames;
   * the classic-style baseline (bench/classic.py: eager GradientTape loop, every frame from
@@ -36,12 +39,37 @@ GiB = 2**30
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="dreamvideo benchmark suite")
-    ap.add_argument("--quick", action="store_true", help="fewer frames and steps (about 4 minutes)")
+    ap.add_argument("--full", action="store_true", help="whole renders at 640x360 and 1280x720, then the engine suite")
+    ap.add_argument("--suite", action="store_true", help="the engine suite only")
+    ap.add_argument("--quick", action="store_true", help="engine suite: fewer frames and steps (about 4 minutes)")
     ap.add_argument("--json", type=Path, default=None, help="write all measurements to this JSON file")
     ap.add_argument("--no-4k", action="store_true", help="skip the 3840x2160 frame")
     a = ap.parse_args(argv)
-    t_suite = time.perf_counter()
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr, table on stdout
+    if not a.suite:
+        from bench.bench_render import run as run_renders
+        from dreamvideo.model import import_tensorflow
+
+        import_tensorflow()
+        t = time.perf_counter()
+        sizes = [(640, 360), (1280, 720)] if a.full else [(640, 360)]
+        rows, res = run_renders(["efficientnet_lite0", "inception_v3"], sizes, frames=20 if a.full else 10,
+                                classic_frames=2 if a.full else 1, log=log)
+        rows.append(Row("wall time", f"{(time.perf_counter() - t) / 60:.1f} min", "full" if a.full else "default"))
+        m = machine()
+        print_table(rows, f"dreamvideo whole renders ({'full' if a.full else 'default'}) on {m['cores']} cores {m['cpu']}, "
+                    f"TF {m['tensorflow']}, {m['date']}, load avg {m.get('load_avg', '?')}")
+        if a.json:
+            a.json.write_text(json.dumps({"machine": m, "renders": res}, indent=1, default=str))
+        if not a.full:
+            return 0
+        a.json = a.json.with_suffix(".suite.json") if a.json else None
+    return suite(a, log)
+
+
+def suite(a: argparse.Namespace, log) -> int:
+    """The engine suite (the table below the whole renders in bench/RESULTS.md)."""
+    t_suite = time.perf_counter()
 
     from bench.bench_video import run_video
     from bench.classic import ClassicDream

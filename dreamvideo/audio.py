@@ -333,7 +333,19 @@ def analyze_file(
     duration: float | None = None,
     n_frames: int | None = None,
 ) -> AudioFeatures:
-    """Decode ``path``'s audio (mono, 22050 Hz, from ``start`` for ``duration`` seconds) and analyse it."""
+    """Decode ``path``'s audio (mono, 22050 Hz, from ``start`` for ``duration`` seconds) and analyse it.
+
+    Args:
+        path: an audio file, or a video with a sound track.
+        fps: the frame rate to align the features to (a Fraction: 24000/1001 stays exact).
+        start: seconds into the file where the analysis starts (>= 0).
+        duration: seconds to analyse; None = to the end.
+        n_frames: the number of frames wanted (padded or cut); None = as many as the sound lasts.
+
+    Returns:
+        AudioFeatures: per-frame loudness, onsets, low, mid and high (each 0..1) and the onset frames.
+        InputError when the file has no sound or cannot be read.
+    """
     samples = read_audio(path, sample_rate=SAMPLE_RATE, start=start, duration=duration)
     return analyze(samples, SAMPLE_RATE, fps, n_frames=n_frames)
 
@@ -419,7 +431,15 @@ def _columns(values: np.ndarray, width: int) -> np.ndarray:
 
 
 def plot_features(f: AudioFeatures, width: int = 1200, height: int = 600) -> np.ndarray:
-    """An HxWx3 uint8 RGB picture of the features: one lane each, onsets as vertical lines, time in seconds."""
+    """An HxWx3 uint8 RGB picture of the features: one lane each, onsets as vertical lines, time in seconds.
+
+    Args:
+        f: the features (``analyze_file``).
+        width, height: picture size in pixels (at least 240x160).
+
+    Returns:
+        The picture as an HxWx3 uint8 RGB array (write it with any image writer).
+    """
     import cv2
 
     width, height = int(width), int(height)

@@ -17,11 +17,12 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import settings_from_dict
+from .decode import scaled_size
 from .errors import DreamVideoError, InputError, OutputError
 from .manifest import JOB_KINDS, Job, Manifest, load_manifest
 from .toolkit import ProgressFn, noop, settings_path
@@ -38,6 +39,11 @@ SECONDS_PER_MEGAPIXEL_STEP: dict[str, float] = {"inception_v3": 2.0, "efficientn
 DEFAULT_SECONDS_PER_MEGAPIXEL_STEP = 2.0  # other models
 SECONDS_PER_STEP_CALL = 0.02  # fixed cost of one step at one octave whatever its size (dominates small frames)
 SECONDS_PER_FRAME_OVERHEAD = 0.03  # decode, flow, colour match, encode, saving the resume frame
+# Fixed costs, paid once per batch process (bench/bench_stage_costs.py, figures in bench/RESULTS.md):
+SECONDS_TENSORFLOW_IMPORT = 10.0  # importing TensorFlow and Keras, before the first job
+# Building a model, loading its weights and tracing its first step, before its first job.
+SECONDS_MODEL_LOAD: dict[str, float] = {"inception_v3": 25.0, "efficientnet_lite0": 12.0}
+DEFAULT_SECONDS_MODEL_LOAD = 25.0  # other models
 
 EventFn = Callable[[str], None]  # one line per event
 
@@ -58,6 +64,7 @@ class JobOutcome:
     estimated_seconds: float | None = None  # dry run only: rough time the job would take
     log: Path | None = None  # the job's log file (None in a dry run)
     where: str | None = None  # where it ran, on a cluster ("10.0.0.5 (1a2b3c4d) worker 2"); None = here
+    warnings: list[str] = field(default_factory=list)  # what the render warned about (a damaged input)
 
 
 @dataclass
@@ -135,10 +142,19 @@ def done_reason(job: Job) -> str | None:
         try:
             if job.input.stat().st_mtime_ns > sidecar.stat().st_mtime_ns:
                 return None  # the input was replaced after the render
-        except OSError:
+            recorded_identity = doc.get("input_identity")
+            if isinstance(recorded_identity, dict):  # by content: `cp -p` of another clip keeps the mtime
+                from .resume import input_identity
+
+                if input_identity(job.input) != recorded_identity:
+                    return None
+        except (OSError, DreamVideoError):
             pass  # input not mounted right now: the finished output still stands
     if job.soundtrack is not None and doc.get("soundtrack") != str(job.soundtrack):
         return None  # another sound track
+    warnings = doc.get("warnings")
+    if isinstance(warnings, list) and warnings:  # done, but not as asked: say so on every rerun
+        return f"already done ({_show(out)}, same settings), with a warning: {warnings[0]}"
     return f"already done ({_show(out)}, same settings)"
 
 
@@ -174,13 +190,6 @@ def _fmt_seconds(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def _scaled(w: int, h: int, max_side: int | None) -> tuple[int, int]:
-    if max_side and max(w, h) > max_side:
-        k = max_side / max(w, h)
-        return max(int(round(w * k)), 1), max(int(round(h * k)), 1)
-    return w, h
-
-
 def _octave_area(octaves: int, scale: float) -> float:
     """Pixels an octave pyramid processes, relative to the full size."""
     return sum(scale ** (-2 * k) for k in range(max(octaves, 1)))
@@ -191,14 +200,29 @@ def _default_model() -> str:
     from .model import DEFAULT_MODEL, FALLBACK_MODEL, find_weights, get_spec
 
     try:
-        local = find_weights(get_spec(DEFAULT_MODEL)).kind in ("local", "cached")
+        local = find_weights(get_spec(DEFAULT_MODEL)).kind in ("local", "installed", "cached")
     except DreamVideoError:  # pragma: no cover
         local = False
     return DEFAULT_MODEL if local else FALLBACK_MODEL
 
 
-def estimate(job: Job) -> tuple[int | None, float | None, str]:
-    """(frames, seconds, remark) for a dry run. Probes the input; measures nothing.
+def estimate(job: Job, loaded: set[str] | None = None) -> tuple[int | None, float | None, str]:
+    """(frames, seconds, remark) for a dry run, with the fixed start-up cost when ``loaded`` is given.
+
+    ``loaded``: the models earlier jobs of this batch load (updated here); the first job pays
+    SECONDS_TENSORFLOW_IMPORT, and each model's first job its SECONDS_MODEL_LOAD.
+    """
+    frames, seconds, remark = _render_estimate(job)
+    if seconds is not None and loaded is not None:
+        model = job.settings.dream.model or _default_model()
+        seconds += 0.0 if loaded else SECONDS_TENSORFLOW_IMPORT
+        seconds += 0.0 if model in loaded else SECONDS_MODEL_LOAD.get(model, DEFAULT_SECONDS_MODEL_LOAD)
+        loaded.add(model)
+    return frames, seconds, remark
+
+
+def _render_estimate(job: Job) -> tuple[int | None, float | None, str]:
+    """(frames, seconds, remark) of the rendering alone. Probes the input; measures nothing.
 
     Frames: 1 for an image; render.estimate_frames for a video; seconds * fps for a zoom.
     Seconds: frames x the last run's seconds_per_frame when a settings JSON is beside the output,
@@ -233,7 +257,7 @@ def estimate(job: Job) -> tuple[int | None, float | None, str]:
             elif job.kind == "image":
                 frames = 1
             if size is None and info.width and info.height:
-                size = _scaled(info.width, info.height, s.dream.max_side)
+                size = scaled_size(info.width, info.height, s.dream.max_side)
     if job.kind == "image" and frames is None and not remark:
         frames = 1
     if frames is None:
@@ -364,9 +388,13 @@ def run_job(job: Job, manifest: Manifest, command: str, *, on_note: Callable[[st
     seconds = time.perf_counter() - start
     resumed = int(getattr(result, "resumed_frames", 0) or 0)
     frames = int(getattr(result, "frames", 1) or 1)
-    outcome = JobOutcome(job, "done", seconds=seconds, frames=frames, resumed_frames=resumed, log=log.path)
+    warnings = [str(w) for w in (getattr(result, "warnings", None) or [])]  # e.g. a damaged input
+    outcome = JobOutcome(job, "done", seconds=seconds, frames=frames, resumed_frames=resumed, log=log.path,
+                         reason=f"warning: {warnings[0]}" if warnings else None, warnings=warnings)
     log(outcome_line(outcome))
     log(f"settings: {_show(result.settings_path)}")
+    for w in warnings:
+        log(f"warning: {w}")
     return outcome
 
 
@@ -414,6 +442,7 @@ def run_batch(
     t0 = time.perf_counter()
     base_command = command or f"dreamvideo batch {manifest.path}"
     outcomes: list[JobOutcome] = []
+    loaded: set[str] = set()  # models a dry run's earlier jobs load (their start-up is paid once)
     if not dry_run:
         try:
             manifest.log_dir.mkdir(parents=True, exist_ok=True)
@@ -426,7 +455,7 @@ def run_batch(
         try:
             done = done_reason(job)
             if dry_run:
-                outcomes.append(_plan(job, tag, job_what(job), done, on_event))
+                outcomes.append(_plan(job, tag, job_what(job), done, on_event, loaded))
                 continue
         except DreamVideoError as err:  # this job alone: the rest of the batch (or dry run) goes on
             reason = f"{manifest.path}: {job.label}: {_one_line(err)}"
@@ -443,7 +472,10 @@ def run_batch(
         todo.append(job)
     if todo:
         for outcome in (executor or run_local)(todo, manifest, base_command, on_event, on_progress):
-            on_event(f"{job_tag(outcome.job, manifest)}: {outcome_line(outcome)}")
+            tag = job_tag(outcome.job, manifest)
+            on_event(f"{tag}: {outcome_line(outcome)}")
+            for w in outcome.warnings:
+                on_event(f"{tag}: warning: {w}")
             outcomes.append(outcome)
     outcomes.sort(key=lambda o: o.job.index)
     return BatchSummary(manifest=manifest.path, dry_run=dry_run, outcomes=outcomes,
@@ -456,11 +488,11 @@ def _failed(job: Job, reason: str, start: float, log: _Log) -> JobOutcome:
     return JobOutcome(job, "failed", seconds=seconds, reason=reason, log=log.path)
 
 
-def _plan(job: Job, tag: str, what: str, done: str | None, on_event: EventFn) -> JobOutcome:
+def _plan(job: Job, tag: str, what: str, done: str | None, on_event: EventFn, loaded: set[str]) -> JobOutcome:
     if done:
         on_event(f"{tag}: would skip: {done}")
         return JobOutcome(job, "would-skip", reason=done)
-    frames, seconds, remark = estimate(job)
+    frames, seconds, remark = estimate(job, loaded)
     resumable = _resumable_frames(job) if job.kind != "image" else 0
     if frames is not None and resumable and seconds is not None:
         seconds *= max(frames - resumable, 0) / max(frames, 1)
@@ -487,6 +519,7 @@ def format_summary(summary: BatchSummary) -> list[str]:
         if o.frames is not None and o.resumed_frames:
             frames = f"{o.frames} ({o.resumed_frames} kept)"
         detail = o.reason if o.status in ("failed", "skipped", "would-skip") or (o.reason and summary.dry_run) \
+            or (o.status == "done" and o.reason) \
             else _show(o.job.output)
         if o.where:
             detail = f"{detail or ''} (on {o.where})".strip()

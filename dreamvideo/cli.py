@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
 import shlex
 import sys
 import time
@@ -50,6 +51,16 @@ def main(
     ] = None,
 ) -> None:
     """DeepDream renderer for video, infinite zooms and overnight batches."""
+    _bytes_safe_streams()
+
+
+def _bytes_safe_streams() -> None:
+    """File names with bytes that are not UTF-8 print as those bytes (as ls does), never a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="surrogateescape")
 
 
 # --- options derived from the settings ------------------------------------------------------------
@@ -197,10 +208,23 @@ def _user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted: finished frames are kept; run the same command again to resume", err=True)
         raise typer.Exit(130) from None
+    except OSError as err:  # a file-system fault the library did not foresee: still one line, not a traceback
+        where = f" ({os.fsdecode(err.filename)!r})" if err.filename else ""
+        typer.echo(f"error: {err.strerror or err}{where}: check the disk and the paths given", err=True)
+        raise typer.Exit(1) from None
 
 
 def _note(message: str) -> None:
-    typer.echo(f"note: {message}", err=True)
+    from tqdm import tqdm
+
+    tqdm.write(f"note: {message}", file=sys.stderr)  # on a line of its own, above a running progress bar
+    sys.stderr.flush()  # before the next stdout line, so a pipe (or a test) reads them in order
+
+
+def _warn(result: Any) -> None:
+    """A render's warnings (output that is not what was asked), a line each, after its progress bar."""
+    for message in getattr(result, "warnings", None) or []:
+        typer.echo(f"warning: {message}", err=True)
 
 
 class _Progress:
@@ -271,8 +295,9 @@ def video(
     set_: SetOpt = None,
     schedule: ScheduleOpt = None,
     react: ReactOpt = None,
-    report: Annotated[bool, typer.Option("--report", rich_help_panel="Output",
-                                         help="Print flicker, dream strength and drift.")] = False,
+    report: Annotated[bool, typer.Option(
+        "--report", rich_help_panel="Output", help="Print flicker, strength hold, moving/static and drift; "
+        "write <output>.report.png (input|output frames above a per-frame plot).")] = False,
     resume: ResumeOpt = True,
     ray: RayOpt = None,
     workers: WorkersOpt = None,
@@ -289,7 +314,7 @@ def video(
         try:
             if address is None:
                 result = render_video(input, output, settings, command=_command_line(), on_progress=progress,
-                                      on_note=_note, resume=resume)
+                                      on_note=_note, resume=resume, report=report)
             else:
                 from .cluster import connect
                 from .cluster import render_video as render_on_cluster
@@ -301,10 +326,14 @@ def video(
                                                on_note=lambda m: progress.write(f"note: {m}"), resume=resume)
         finally:
             progress.close()
+        _warn(result)
         typer.echo(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
                    f"{result.seconds:.1f} s)")
         if report:
             _print_metrics(result.metrics)
+            from .render import report_path
+
+            typer.echo(f"  report figure: {report_path(result.output)}")
 
 
 def _cluster_address(ray: str | None, workers: int | None, segments: int) -> str | None:
@@ -319,6 +348,11 @@ def _cluster_address(ray: str | None, workers: int | None, segments: int) -> str
 
 def _print_metrics(metrics: dict[str, float]) -> None:
     labels = {"flicker": "flicker (output / input, along the motion)", "strength": "dream strength (mean |out-in|, 0-255)",
+              "strength_settled": "settled dream strength (second half)",
+              "scratch_strength": "from-scratch strength (3 sampled frames)",
+              "settled_over_scratch": "settled / from-scratch strength",
+              "growth": "strength growth (last quarter / first)",
+              "moving_over_static": "strength on moving / static pixels",
               "drift_per_100_frames": "brightness drift per 100 frames (0-255)"}
     for key, value in metrics.items():
         typer.echo(f"  {labels.get(key, key)}: {value}")
@@ -390,6 +424,42 @@ def zoom(
                        f"median step between frames: {result.metrics.get('median_step')}")
 
 
+# --- layers (the gallery) -----------------------------------------------------------------------
+
+
+@app.command("layers")
+@with_settings("layers")
+def layers_(
+    input: Annotated[Path, typer.Argument(help="Image to dream on every layer (PNG, JPEG, WebP, ...).")],
+    output: ImageOut,
+    layer: Annotated[Optional[str], typer.Option(
+        "--layer", rich_help_panel="Dream",
+        help="With --channels: the layer (default: the model's deepest default).")] = None,
+    channels: Annotated[Optional[int], typer.Option(
+        "--channels", min=1, max=256, rich_help_panel="Dream",
+        help="Show N channels of one layer, spread over its width, instead of one tile per layer.")] = None,
+    preset: Annotated[Optional[str], typer.Option(
+        "--preset", "-p", rich_help_panel="Dream", help="Preset for the tiles' sizes and steps.")] = "fast-preview",
+    set_: SetOpt = None,
+    given: dict[str, Any] | None = None,
+) -> None:
+    """A contact sheet: the image dreamed on each layer (or N channels of one), each tile labelled with
+    the spec to pass to --layers."""
+    with _user_errors():
+        settings = _settings(preset, given or {}, set_)
+        from .gallery import render_layers
+
+        progress = _Progress(unit="tile")
+        try:
+            result = render_layers(input, output, settings, layer=layer, channels=channels, on_progress=progress,
+                                   on_note=_note)
+        finally:
+            progress.close()
+        cols, rows = result.grid
+        typer.echo(f"wrote {result.output} ({len(result.labels)} tiles of {result.tile[0]}x{result.tile[1]} in "
+                   f"{cols}x{rows}, {result.model}, {result.seconds:.1f} s)")
+
+
 # --- batch ---------------------------------------------------------------------------------------
 
 
@@ -443,7 +513,7 @@ def presets_list(ctx: typer.Context) -> None:
         return
     from .presets import list_presets
 
-    for p in list_presets():
+    for p in list_presets(on_skip=_note):  # a bad file in the user's folder is a note, not the end of the list
         typer.echo(f"{p.name:<18} {p.description}")
 
 
@@ -485,34 +555,130 @@ def _to_toml(data: dict[str, Any]) -> str:
 # --- models & doctor -----------------------------------------------------------------------------
 
 
-@app.command()
-def models(
-    name: Annotated[Optional[str], typer.Argument(help="A model, to see its details.")] = None,
+class _ModelsGroup(typer.core.TyperGroup):
+    """`dreamvideo models NAME` is `dreamvideo models show NAME`: a first word that is no subcommand is a model."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().resolve_command(ctx, args)
+
+
+models_app = typer.Typer(cls=_ModelsGroup, invoke_without_command=True,
+                         help="Each model, its default layers, and where its weights come from right now; "
+                              "`dreamvideo models NAME` shows one.")
+app.add_typer(models_app, name="models")
+
+
+def _print_models(names: list[str], list_layers: bool, details: bool = False) -> None:
+    from .model import find_weights, get_spec
+
+    for n in names:
+        spec = get_spec(n)
+        if list_layers:
+            typer.echo(f"{spec.name}: " + " ".join(spec.layers))
+            continue
+        src = find_weights(spec, None)
+        typer.echo(f"{spec.name:<20} {spec.description}")
+        typer.echo(f"{'':<20} default layers: {','.join(spec.default_layers)}")
+        typer.echo(f"{'':<20} weights: {src.kind} - {src.detail}")
+        if details:
+            _print_objectives(spec)
+
+
+@models_app.callback()
+def models_list(
+    ctx: typer.Context,
     list_layers: Annotated[bool, typer.Option("--list-layers", help="List the layers one can dream on.")] = False,
+    retry_download: Annotated[bool, typer.Option(
+        "--retry-download", help="Forget recorded failed downloads and try InceptionV3's download again now.")] = False,
+    classes: Annotated[bool, typer.Option("--classes", help="List the ImageNet classes for --dream-class.")] = False,
 ) -> None:
-    """Each model, its default layers, and where its weights come from right now."""
-    with _user_errors():
-        from .model import find_weights, get_spec, model_names
+    """Each model, its default layers, and where its weights come from right now.
 
-        names = [name] if name else model_names()
-        for n in names:
-            spec = get_spec(n)
-            src = find_weights(spec, None)
-            if list_layers:
-                typer.echo(f"{spec.name}: " + " ".join(spec.layers))
-                continue
-            typer.echo(f"{spec.name:<20} {spec.description}")
-            typer.echo(f"{'':<20} default layers: {','.join(spec.default_layers)}")
-            typer.echo(f"{'':<20} weights: {src.kind} - {src.detail}")
+    `dreamvideo models NAME` shows one; `dreamvideo models install MODEL FILE` installs weights.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with _user_errors():
+        from .model import DEFAULT_MODEL, download_weights, get_spec, import_tensorflow, model_names, retry_downloads
+
+        if classes:
+            _print_classes()
+            return
+        if retry_download:
+            cleared = retry_downloads()
+            spec = get_spec(DEFAULT_MODEL)
+            typer.echo(f"forgot failed downloads of {', '.join(cleared)}" if cleared else "no failed download recorded")
+            import_tensorflow()
+            download_weights(spec)  # one-line ModelError (recorded again) when still offline
+            typer.echo(f"downloaded {spec.name} weights")
+            return
+        _print_models(model_names(), list_layers)
+
+
+@models_app.command("show")
+def models_show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A model, to see its details.")],
+    list_layers: Annotated[bool, typer.Option("--list-layers", help="List the layers one can dream on.")] = False,
+    classes: Annotated[bool, typer.Option("--classes", help="List the ImageNet classes for --dream-class.")] = False,
+) -> None:
+    """One model's details, and the objectives it supports (layers, channels per layer, classes)."""
+    with _user_errors():
+
+        if classes:
+            _print_classes()
+            return
+        parent = ctx.parent.params if ctx.parent is not None else {}
+        _print_models([name], list_layers or bool(parent.get("list_layers")), details=True)
+
+
+def _print_classes() -> None:
+    from .classes import class_names
+
+    for index, names_of in enumerate(class_names()):
+        typer.echo(f"{index:>3} {names_of[0]}" + (f" ({', '.join(names_of[1:])})" if names_of[1:] else ""))
+
+
+def _print_objectives(spec: Any) -> None:
+    from .model import get_spec, model_names
+    from .objective import layer_channels
+
+    widths = layer_channels(spec)
+    cls = ("yes, --dream-class NAME or 0..999 (see `dreamvideo models --classes`)" if spec.class_layer
+           else "no (no classifier: use " + ", ".join(m for m in model_names() if get_spec(m).class_layer) + ")")
+    typer.echo(f"{'':<20} objectives: layers (--layers NAME), channels (NAME:CHANNEL), weights "
+               f"(NAME=WEIGHT), guide images (--guide)")
+    typer.echo(f"{'':<20} classes: {cls}")
+    for layer_name, width in widths.items():
+        typer.echo(f"{'':<20}   {layer_name:<14} {width:>5} channels (0..{width - 1})")
+
+
+@models_app.command("install")
+def models_install(
+    model: Annotated[str, typer.Argument(help="The model the weights are for, e.g. inception_v3.")],
+    file: Annotated[Path, typer.Argument(help="A no-top Keras weights file (.h5 or .weights.h5) for that model.")],
+) -> None:
+    """Check that FILE fits MODEL (by loading it) and install it where dreamvideo finds it, offline, with no flag."""
+    with _user_errors():
+        from .model import install_weights
+
+        target = install_weights(model, file)
+        typer.echo(f"installed {file} as {model} weights: {target}")
 
 
 @app.command()
-def doctor() -> None:
-    """Check ffmpeg, TensorFlow and its devices, each model's weights, and the cache folders."""
+def doctor(
+    deep: Annotated[bool, typer.Option(
+        "--deep", help="Also import TensorFlow and run a convolution where there is no GPU "
+                       "(a few seconds; with a GPU that always happens).")] = False,
+) -> None:
+    """Check ffmpeg, TensorFlow and each GPU (name, memory, a convolution), each model's weights, the caches."""
     from .doctor import run_checks
 
     problems = 0
-    for check in run_checks():
+    for check in run_checks(deep):
         mark = "OK " if check.ok else "FIX"
         typer.echo(f"[{mark}] {check.name}: {check.detail}")
         problems += 0 if check.ok else int(check.required)
@@ -520,5 +686,31 @@ def doctor() -> None:
         raise typer.Exit(1)
 
 
+def run() -> None:
+    """The console entry point: the app, then a prompt exit once TensorFlow is loaded.
+
+    Interpreter teardown with TensorFlow and a built model loaded takes 1-4 s after the work is
+    done (bench/bench_startup.py). Exit handlers still run and output is flushed; then the process
+    ends without that teardown.
+    """
+    import os
+
+    try:
+        app()  # always ends in SystemExit (click's standalone mode)
+        code: Any = 0
+    except SystemExit as done:
+        code = done.code
+    if "tensorflow" not in sys.modules:
+        sys.exit(code)
+    if isinstance(code, str):  # what SystemExit would print
+        print(code, file=sys.stderr)
+    import atexit
+
+    atexit._run_exitfuncs()  # temp folders, Ray, logging: what normal exit would run
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

@@ -634,14 +634,14 @@ def render_video(pool: Pool, input: str | Path, output: str | Path, settings: An
     import shutil
 
     from . import errors
-    from .probe import probe, require_video
+    from .probe import probe, require_moving_video
     from .render import estimate_frames
     from .resume import work_dir_for
     from .segments import make_plan, segments_dir
     from .toolkit import VIDEO_KINDS, OutputTarget, output_target
 
     input = Path(os.path.abspath(input))
-    info = require_video(probe(input))
+    info = require_moving_video(probe(input))
     target = output_target(output, [input], allowed=VIDEO_KINDS, crf=settings.encode.crf)
     target = OutputTarget(Path(os.path.abspath(target.path)), target.kind)  # workers may run elsewhere
     output = target.path

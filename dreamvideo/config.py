@@ -32,6 +32,9 @@ FLOWS = ("dis-fast", "dis-medium", "farneback")
 WARPS = ("detail", "frame")
 ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 MAX_SIDE = 8192  # pixels: the largest frame side anywhere (8K); bounds memory before anything runs
+WARP_KERNELS = ("linear", "cubic")
+COLOR_HOLDS = ("std", "offset")
+PRECISIONS = ("float32", "bfloat16", "float16", "auto")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,9 @@ class DreamConfig:
 
     model: str | None = None  # registry name; None = inception_v3 when its weights can be had, else efficientnet_lite0
     weights: str | None = None  # local weights file (None = env DREAMVIDEO_WEIGHTS, Keras cache, download)
-    layers: tuple[str, ...] | None = None  # layers whose activations are maximised; None = the model's defaults
+    # Layer specs "name[:channel][=weight]" whose activations are maximised (mixed4:97 = channel 97 of
+    # mixed4; mixed3=0.5 = mixed3 at half weight, weights -100..100); None = the model's defaults
+    layers: tuple[str, ...] | None = None
     loss: str = "mean"  # "mean" of activations (smooth) or "meansquare" (the classic snippet; harsher)
     octaves: int = 4  # pyramid levels, 1..12; levels whose short side would fall below the model's minimum are dropped
     octave_scale: float = 1.4  # size ratio between octaves, > 1 .. 4
@@ -51,6 +56,13 @@ class DreamConfig:
     tile_size: int = 512  # gradients are computed in tiles of at most this many pixels a side, 64..8192 (memory)
     max_side: int | None = None  # downscale inputs so the longer side is at most this, 32..8192 px; None = keep
     seed: int = 0  # seeds every random choice (rolls, noise), 0..2**31-1; same seed + input + settings = same output
+    guide: str | None = None  # image file whose features the dream moves toward (guided dream); None = no guide
+    guide_weight: float = 1.0  # blend of the guide's objective with the layers', 0..1 (1 = the guide alone)
+    dream_class: int | None = None  # ImageNet class index 0..999 whose logit is raised (a name becomes its index)
+    keep_colors: bool = False  # keep the source's colour: only the luminance (YCbCr Y) carries the dream
+    mask: str | None = None  # grey image (or video, frame by frame) where white is dreamed, black kept; None = all
+    mask_feather: int = 8  # pixels, 0..1024, over which the mask's white fades in from its black edges
+    precision: str = "float32"  # model compute dtype: float32, bfloat16, float16 (GPUs), auto (probed); image stays f32
 
 
 @dataclass(frozen=True)
@@ -59,11 +71,18 @@ class VideoConfig:
 
     flow: str = "dis-medium"  # optical flow on the input frames: "dis-medium", "dis-fast" or "farneback"
     warp: str = "detail"  # carried to the next frame: "detail" (dream minus raw) or the whole dreamed "frame"
-    blend: float = 0.02  # mix of the raw frame into the warped dream before dreaming, 0..1 (0 = all warped dream)
-    warm_steps: int = 4  # steps per octave, 0..1000, for frames seeded from the previous dream (first frame: `steps`)
+    blend: float = 0.0  # raw frame mixed into the warped dream before dreaming, 0..1; > 0 fades the carried dream
+    warm_steps: int = 6  # steps per octave, 0..1000, for frames seeded from the previous dream (first frame: `steps`)
     warm_octaves: int = 2  # octaves for seeded frames, 1..12 (at most `octaves`): coarse structure is inherited
-    warm_step_scale: float = 0.35  # step size of seeded frames relative to step_size, > 0 .. 1
-    detail_decay: float = 0.98  # factor on the carried dream detail per frame, 0..1; < 1 keeps it from snowballing
+    warm_step_scale: float = 0.05  # step size where the flow trusts the carried dream, x step_size, > 0 .. 1
+    detail_decay: float = 0.997  # factor on the carried dream detail per frame, 0..1; balances what new content adds
+    fresh_step_scale: float = 1.0  # step size where the flow does NOT trust the carried dream (new content), 0..1
+    carry_untrusted: float = 1.0  # share of the warped dream kept in the seed where the flow is not trusted, 0..1
+    catch_up: float = 0.0  # treat pixels carrying less dream than typical as new content, 0..1 (0 = flow mask only)
+    temporal_weight: float = 0.5  # pull per warm step toward the warped previous dream where trusted, 0..1
+    warp_kernel: str = "cubic"  # resampling of the carried dream: "linear" or "cubic" (clamped to the 3x3 range)
+    color_hold: str = "offset"  # drift control: "offset" (mean of dream - raw held to the previous frame's) or "std"
+    deflicker: float = 0.0  # post-pass: share of the flow-warped previous output mixed into trusted pixels, 0..0.9
     scene_cut: float = 0.5  # fraction of pixels the flow cannot explain above which the chain restarts, > 0 .. 1
     coherent: bool = True  # False = dream every frame from its raw frame (boils; kept to compare and measure)
     color_match: bool = True  # hold each dreamed frame's colour mean/std to its source frame's (no drift)
@@ -150,7 +169,8 @@ if len(FLAT_INDEX) != sum(len(fields(c)) for c in SECTIONS.values()):  # pragma:
 class Rule:
     """What one setting accepts, and how the command line shows it.
 
-    ``kind`` is one of: int, float, bool, str, choice, fps, size (WxH), pair (X,Y), layers (names).
+    ``kind`` is one of: int, float, bool, str, choice, fps, size (WxH), pair (X,Y), layers (names),
+    class (an ImageNet index within lo..hi, or a class name).
     Numeric bounds apply to ints, floats, each component of a pair or size, and fps.
     """
 
@@ -197,7 +217,8 @@ RULES: dict[str, Rule] = {
     "model": Rule("str", optional=True, help="Model (see `dreamvideo models`); unset: inception_v3, else the bundled"
                   " efficientnet_lite0 offline."),
     "weights": Rule("str", optional=True, help="Local weights file for the model (offline machines)."),
-    "layers": Rule("layers", optional=True, help="Comma-separated layers to dream on, e.g. mixed3,mixed5"
+    "layers": Rule("layers", optional=True, help="Comma-separated layers to dream on, e.g. mixed3,mixed5;"
+                   " NAME:CHANNEL for one channel, NAME=WEIGHT to weigh it, e.g. mixed4:97,mixed3=0.5"
                    " (unset: the model's defaults)."),
     "loss": Rule("choice", choices=LOSSES, help="Objective: mean activation (smooth) or mean square (harsher)."),
     "octaves": Rule("int", 1, 12, vary=True, help="Octave pyramid levels."),
@@ -207,9 +228,21 @@ RULES: dict[str, Rule] = {
     "jitter": Rule("int", 0, 256, vary=True, help="Max random roll per step, pixels."),
     "octave_detail": Rule("float", 0, 1, vary=True, help="Share of each octave's dream detail carried to the next"
                           " (1 = classic pyramid; lower = finer octaves dream more from the source)."),
+    "precision": Rule("choice", choices=PRECISIONS, help="Model compute precision: bfloat16 is faster on CPUs with"
+                      " AVX512_BF16/AMX, float16 on GPUs; auto probes at start-up. The image stays float32."),
     "tile_size": Rule("int", 64, MAX_SIDE, help="Max tile side for gradients, pixels (bounds memory)."),
     "max_side": Rule("int", 32, MAX_SIDE, optional=True, help="Downscale so the longer side is at most this (px)."),
     "seed": Rule("int", 0, 2**31 - 1, help="Random seed (same seed + input + settings = same output)."),
+    "guide": Rule("str", optional=True, help="Guide image: dream toward its features (guided dream)."),
+    "guide_weight": Rule("float", 0, 1, vary=True,
+                         help="How much the guide steers: 0 = the layers alone, 1 = the guide alone."),
+    "dream_class": Rule("class", 0, 999, optional=True, help="ImageNet class to dream toward, by name (e.g. monarch)"
+                        " or index (models with a classifier: efficientnet_lite0)."),
+    "keep_colors": Rule("bool", flag="--keep-colors/--no-keep-colors",
+                        help="Dream the luminance only; keep the source's colours."),
+    "mask": Rule("str", optional=True, help="Grey mask image (or a video of the same length): white is dreamed,"
+                 " black left untouched."),
+    "mask_feather": Rule("int", 0, 1024, help="Soft edge of the mask, pixels (inside its white)."),
     # video: coherence
     "flow": Rule("choice", choices=FLOWS, panel="Coherence", commands=("video",),
                  help="Optical flow on the input frames."),
@@ -225,6 +258,21 @@ RULES: dict[str, Rule] = {
                             help="Step size of seeded frames relative to --step-size."),
     "detail_decay": Rule("float", 0, 1, vary=True, panel="Coherence", commands=("video",),
                          help="Factor on the carried dream detail per frame (< 1: no snowballing)."),
+    "fresh_step_scale": Rule("float", 0, 1, vary=True, panel="Coherence", commands=("video",),
+                             help="Step size of seeded frames where the flow does not trust the carried dream"
+                             " (new content), relative to --step-size."),
+    "carry_untrusted": Rule("float", 0, 1, panel="Coherence", commands=("video",),
+                            help="Share of the warped dream kept where the flow is not trusted (0 = raw frame there)."),
+    "catch_up": Rule("float", 0, 1, panel="Coherence", commands=("video",),
+                     help="Treat pixels carrying less dream than typical as new content (0 = the flow mask decides)."),
+    "temporal_weight": Rule("float", 0, 1, vary=True, panel="Coherence", commands=("video",),
+                            help="Pull per warm step toward the warped previous dream where the flow trusts it."),
+    "warp_kernel": Rule("choice", choices=WARP_KERNELS, panel="Coherence", commands=("video",),
+                        help="Resampling of the carried dream: bilinear, or bicubic clamped to each 3x3 range."),
+    "color_hold": Rule("choice", choices=COLOR_HOLDS, panel="Coherence", commands=("video",),
+                       help="Drift control: hold the dream's mean offset to the previous frame's, or the raw std."),
+    "deflicker": Rule("float", 0, 0.9, panel="Coherence", commands=("video",),
+                      help="Post-pass: share of the flow-warped previous output mixed in (steadier, softer; 0 = off)."),
     "scene_cut": Rule("float", 0, 1, lo_open=True, panel="Coherence", commands=("video",),
                       help="Fraction of pixels the flow cannot explain above which the chain restarts."),
     "coherent": Rule("bool", panel="Coherence", commands=("video",), flag="--coherent/--independent",
@@ -271,6 +319,10 @@ RULES: dict[str, Rule] = {
     "audio": Rule("bool", panel="Output", commands=_CHAIN, flag="--audio/--no-audio",
                   help="Keep the source's sound (zoom: the --soundtrack's)."),
 }
+# The layer gallery (`dreamvideo layers`) takes the dream knobs that shape a tile as flags too.
+for _name in ("model", "weights", "loss", "octaves", "octave_scale", "steps", "step_size", "jitter", "tile_size",
+              "max_side", "seed", "keep_colors", "precision"):
+    RULES[_name] = dataclasses.replace(RULES[_name], commands=(*RULES[_name].commands, "layers"))
 if set(RULES) != set(FLAT_INDEX):  # pragma: no cover - a developer error, caught by any import
     raise RuntimeError(f"RULES and the settings differ: {sorted(set(RULES) ^ set(FLAT_INDEX))}")
 
@@ -359,6 +411,10 @@ def _layers(value: Any) -> tuple[str, ...]:
         raise ConfigError("layers must name at least one layer, e.g. mixed3,mixed5")
     if len(value) > 64 or any(len(v) > 200 for v in value):
         raise bad
+    from .objective import parse_layer_spec
+
+    for v in value:
+        parse_layer_spec(v)  # NAME[:CHANNEL][=WEIGHT]; names and channels are checked against the model later
     return tuple(v.strip() for v in value)
 
 
@@ -381,6 +437,17 @@ def coerce(name: str, value: Any) -> Any:
         return _pair(name, value, rule)
     if kind == "layers":
         return _layers(value)
+    if kind == "class":
+        from .classes import resolve_class
+
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return int(_number(name, value, rule, integer=True))
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} = {_show(value)} is not a class: give a name (e.g. monarch) or an index "
+                              f"{rule.describe()}")
+        return resolve_class(value[:200])
     if kind == "bool":
         if isinstance(value, bool):
             return value

@@ -11,12 +11,22 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
 from .errors import InputError, MediaError
-from .probe import audio_cut_args, check_input_file, ffmpeg_exe, ffmpeg_last_line, ffmpeg_path_arg, probe, require_video
+from .probe import (
+    audio_cut_args,
+    check_input_file,
+    ffmpeg_exe,
+    ffmpeg_last_line,
+    ffmpeg_path_arg,
+    open_video_capture,
+    probe,
+    require_video,
+)
 
 # A frame counts as "at or after start" within this many seconds; OpenCV timestamps are doubles
 # in milliseconds (frame 24 at 24000/1001 fps reads 1000.9999999 ms), far finer than any frame.
@@ -24,6 +34,10 @@ _TIME_EPS = 1e-4  # seconds
 # Seek this far before ``start`` and decode forward, so an inexact seek still lands before it.
 _PREROLL = 1.0  # seconds
 _JPEG_MAGIC = b"\xff\xd8\xff"
+# A failed read is a broken frame if a good one follows; this many failed reads in a row is the end
+# of the stream. A failed read costs microseconds at the real end (measured: 200 reads in 3 ms), and
+# one failed read may already have skipped hundreds of broken packets inside OpenCV.
+_MAX_BROKEN_RUN = 64  # reads
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
@@ -93,21 +107,27 @@ def resize_max_side(img: np.ndarray, max_side: int | None) -> np.ndarray:
     if max_side < 1:
         raise ValueError(f"max_side must be >= 1 pixel, got {max_side}")
     h, w = img.shape[:2]
-    longest = max(h, w)
-    if longest <= max_side:
+    new_w, new_h = scaled_size(w, h, max_side)
+    if (new_w, new_h) == (w, h):
         return img
     import cv2
 
-    scale = max_side / longest
-    new_w = max(1, round(w * scale))
-    new_h = max(1, round(h * scale))
     return cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_AREA)
+
+
+def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) after ``resize_max_side``: the longer side at most ``max_side``, never larger."""
+    longest = max(width, height)
+    if max_side is None or longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _open_capture(p: Path):
     import cv2
 
-    cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
+    cap = open_video_capture(p)
     if not cap.isOpened():
         cap.release()
         # Say why: probe() raises for unreadable files, require_video() for audio-only ones.
@@ -120,6 +140,14 @@ def _open_capture(p: Path):
     return cap
 
 
+@dataclass
+class DecodeStats:
+    """What decoding met, filled in as frames are yielded (pass one to iter_frames to read it)."""
+
+    decoded: int = 0  # frames that decoded and were yielded
+    repeated: int = 0  # broken frames (a read that failed between good ones) replaced by a neighbour
+
+
 def iter_timed_frames(
     path: str | Path,
     *,
@@ -127,6 +155,7 @@ def iter_timed_frames(
     start: float = 0.0,
     duration: float | None = None,
     max_frames: int | None = None,
+    stats: DecodeStats | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Like ``iter_frames`` but yields ``(t, frame)``, t = the frame's timestamp in seconds from
     the start of the file (not from ``start``). Timestamps can be uneven (dropped-frame AVIs)."""
@@ -137,11 +166,12 @@ def iter_timed_frames(
     p = check_input_file(path)
     # Open now, not at the first next(): a bad file raises where the caller asked for frames.
     cap = _open_capture(p)
-    return _timed_frames(p, cap, max_side, start, duration, max_frames)
+    return _timed_frames(p, cap, max_side, start, duration, max_frames, stats if stats is not None else DecodeStats())
 
 
 def _timed_frames(
-    p: Path, cap, max_side: int | None, start: float, duration: float | None, max_frames: int | None
+    p: Path, cap, max_side: int | None, start: float, duration: float | None, max_frames: int | None,
+    stats: DecodeStats,
 ) -> Iterator[tuple[float, np.ndarray]]:
     import cv2
 
@@ -167,6 +197,8 @@ def _timed_frames(
         period = 1.0 / cv_fps if cv_fps and cv_fps > 0 else 1.0 / 25.0  # seconds
         count = 0
         prev_t: float | None = None
+        last_bgr = None  # the last frame that decoded, repeated in place of broken ones
+        broken = 0  # failed reads since the last good frame
         while True:
             if cap_first is not None:
                 ok, bgr, t = cap_first
@@ -175,19 +207,37 @@ def _timed_frames(
                 ok, bgr = cap.read()
                 t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             if not ok or bgr is None:
-                return  # end of stream, or a truncated file: what decoded is what there is
-            if prev_t is not None and t <= prev_t:
-                t = prev_t + period
-            prev_t = t
-            if t < start - _TIME_EPS:
+                broken += 1
+                if broken >= _MAX_BROKEN_RUN:
+                    return  # end of stream, or a truncated file: what decoded is what there is
                 continue
-            if end is not None and t >= end - _TIME_EPS:
-                return
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            yield t, resize_max_side(rgb, max_side)
-            count += 1
-            if max_frames is not None and count >= max_frames:
-                return
+            # A run of failed reads between good frames is a damaged patch: each failed read stands
+            # for one frame, replaced by the previous good one (the next, at the very start), so
+            # the frames keep their place on the timeline and the sound stays in sync.
+            if prev_t is None:  # broken frames before the first good one: its copies, just before it
+                times = [max(t - (broken - i) * period, 0.0) for i in range(broken)]
+            else:
+                times = [prev_t + (i + 1) * period for i in range(broken)]
+            slots = [(last_bgr if last_bgr is not None else bgr, True, ts) for ts in times] + [(bgr, False, t)]
+            broken = 0
+            last_bgr = bgr
+            for frame_bgr, repeat, t_slot in slots:
+                if not repeat and prev_t is not None and t_slot <= prev_t:
+                    t_slot = prev_t + period
+                prev_t = t_slot
+                if t_slot < start - _TIME_EPS:
+                    continue
+                if end is not None and t_slot >= end - _TIME_EPS:
+                    return
+                rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+                if repeat:
+                    stats.repeated += 1
+                else:
+                    stats.decoded += 1
+                yield t_slot, resize_max_side(rgb, max_side)
+                count += 1
+                if max_frames is not None and count >= max_frames:
+                    return
     finally:
         cap.release()
 
@@ -199,17 +249,30 @@ def iter_frames(
     start: float = 0.0,
     duration: float | None = None,
     max_frames: int | None = None,
+    stats: DecodeStats | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode a video's frames as upright HxWx3 uint8 RGB arrays, in order.
 
     start, duration: seconds; the frames yielded are those whose timestamp t satisfies
     start <= t < start + duration. max_side: downscale so the longer side is at most this many
     pixels. max_frames: stop after this many. Decoding stops at the real end of the stream (header
-    frame counts are ignored); a truncated file yields what decodes, without an exception.
-    InputError for a missing/empty/unreadable file or one without video.
+    frame counts are ignored); a truncated file yields what decodes, without an exception. A frame
+    that fails to decode between good ones is replaced by the previous good frame, so the timeline
+    holds; ``stats`` (if given) counts decoded and repeated frames as they are yielded.
+    InputError for a missing/empty/unreadable file or one without video. Close the iterator (or
+    exhaust it) to release the file at once.
     """
-    timed = iter_timed_frames(path, max_side=max_side, start=start, duration=duration, max_frames=max_frames)
-    return (frame for _, frame in timed)
+    timed = iter_timed_frames(path, max_side=max_side, start=start, duration=duration, max_frames=max_frames,
+                              stats=stats)
+    return _frames_only(timed)
+
+
+def _frames_only(timed: Iterator[tuple[float, np.ndarray]]) -> Iterator[np.ndarray]:
+    try:
+        for _, frame in timed:
+            yield frame
+    finally:
+        timed.close()  # type: ignore[attr-defined]  # releases the capture now, not at garbage collection
 
 
 def read_audio(

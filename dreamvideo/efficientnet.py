@@ -519,9 +519,12 @@ def load_efficientnet_lite0(include_top: bool = False, cache_dir: Path | None = 
     """
     path, model = _ensure_converted(cache_dir)
     if model is None:
-        model = build_efficientnet_lite0(include_top=True)
+        # Built without the top when it is not wanted: the file's extra top layers are ignored, and
+        # the start-up saves building them and cutting a sub-model (bench/bench_startup.py).
+        model = build_efficientnet_lite0(include_top=include_top)
         try:
             model.load_weights(path)
+            return model
         except Exception:  # passed the cheap check yet does not load: convert again, once
             path, model = _ensure_converted(cache_dir, force=True)
     if include_top:

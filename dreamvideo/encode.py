@@ -16,7 +16,9 @@ Frames are HxWx3 uint8 RGB. Odd sizes are padded by one replicated edge pixel fo
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import re
 import subprocess
 import tempfile
@@ -27,8 +29,8 @@ from typing import IO, Collection, Sequence
 import numpy as np
 
 from .config import ENCODER_PRESETS
-from .errors import ConfigError, MediaError, OutputError, OutputKindError
-from .files import atomic_path, remove_quietly, temp_sibling
+from .errors import ConfigError, DiskFullError, MediaError, OutputError, OutputKindError
+from .files import NAME_MAX, atomic_path, remove_quietly, temp_sibling
 from .probe import audio_cut_args, ffmpeg_exe, ffmpeg_last_line, ffmpeg_path_arg
 from .timing import parse_fps
 
@@ -57,7 +59,11 @@ _KIND_WORDS = {"h264": "a video", "vp9": "a video", "gif": "a GIF", "frames": "a
 
 def _is_folder_path(path: str | Path) -> bool:
     s = os.fspath(path)
-    return s.endswith(("/", os.sep)) or Path(s).is_dir() or Path(s).suffix == ""
+    try:
+        is_dir = Path(s).is_dir()
+    except OSError:  # a name too long for the filesystem, a loop of links: not an existing folder
+        is_dir = False
+    return s.endswith(("/", os.sep)) or is_dir or Path(s).suffix == ""
 
 
 def output_kind(path: str | Path) -> str:
@@ -81,6 +87,17 @@ def output_kind(path: str | Path) -> str:
         f"output {os.fspath(path)!r} has an unknown extension {suffix!r}: use one of "
         f"{', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)}, or a folder name ending in / for PNG frames"
     )
+
+
+def encoded_size(path: str | Path, size: tuple[int, int], *, kind: str | None = None) -> tuple[int, int]:
+    """The (width, height) frames of ``size`` will have in the file at ``path`` (of ``kind`` when the
+    caller resolved it: a "run.6/" folder's Path has lost its slash).
+
+    H.264 and VP9 (yuv420p halves chroma resolution) need even sizes: an odd side is padded by one
+    replicated edge pixel. GIFs and PNG frames keep the size as it is.
+    """
+    w, h = int(size[0]), int(size[1])
+    return (w + w % 2, h + h % 2) if (kind or output_kind(path)) in ("h264", "vp9") else (w, h)
 
 
 def _only_old_frames(folder: Path) -> bool:
@@ -122,6 +139,12 @@ def check_output_path(
         raise OutputKindError(f"output {os.fspath(out)!r} is {_KIND_WORDS[kind]}: "
                               f"this writes {describe_kinds(allowed)}")
     p = Path(out)
+    if p.name in ("", ".", ".."):  # '.', '..', '/', 'a/..': a folder that holds the work folder and more
+        raise OutputError(f"output {os.fspath(out)!r} is a folder that holds other things: name a new folder "
+                          "for PNG frames, e.g. -o frames/, or a file, e.g. -o dreamed.mp4")
+    if len(os.fsencode(p.name)) > NAME_MAX:
+        raise OutputError(f"output name {p.name[:40]!r}... is {len(os.fsencode(p.name))} bytes long; a file name "
+                          f"holds at most {NAME_MAX}: choose a shorter name")
     parent = p.resolve().parent
     if not parent.is_dir():
         raise OutputError(f"output folder {str(parent)!r} does not exist: create it first or choose another path")
@@ -155,7 +178,83 @@ def check_crf(kind: str, crf: int) -> None:
                           "use 0..51 for .mp4/.mov/.mkv, 0..63 for .webm")
 
 
-def _run_ffmpeg(args: list[str], what: str) -> None:
+def human_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as df -H and file managers show them)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free bytes for an unprivileged user on the disk holding ``folder`` (its nearest existing parent)."""
+    try:
+        return shutil.disk_usage(_existing(folder)).free
+    except OSError:
+        return None
+
+
+def _existing(folder: Path) -> Path:
+    p = Path(os.path.abspath(folder))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write a whole file; a full disk raises OSError(ENOSPC) (numpy's tofile says only "requested and
+    written" with no errno, which cannot be told apart from other faults)."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def write_error(path: str | Path, err: OSError, need: str = "") -> OutputError:
+    """The one-line error for an OSError met while writing ``path``: a full disk says it is full
+    (and, given ``need``, how much the render still needs); a folder removed under a running
+    render says so; a name too long for the filesystem says that."""
+    p = Path(path)
+    folder = p.parent
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        needs = f"; the render needs about {need} more" if need else ""
+        what = "is full"
+        try:
+            st = os.statvfs(_existing(folder))
+            if st.f_files and st.f_favail == 0:
+                what = "has no free inodes left (it holds too many files)"
+                needs = "; the render needs a file for each frame still to do" if need else ""
+            else:
+                what = f"is full ({human_bytes(st.f_bavail * st.f_frsize)} free)"
+        except (OSError, AttributeError):
+            pass
+        if err.errno == errno.EDQUOT:
+            what = "is over your disk quota"
+        return DiskFullError(f"the disk holding {str(folder)!r} {what} while writing {p.name!r}{needs}: "
+                             "free space there, or render to another disk")
+    if err.errno == errno.ENOENT and not folder.is_dir():
+        return OutputError(f"the folder {str(folder)!r} was removed while the render was writing to it: "
+                           "create it again (or choose another output) and run the command again")
+    if err.errno == errno.ENAMETOOLONG:
+        return OutputError(f"the name {p.name!r} is too long for this filesystem: choose a shorter output name")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"cannot write {str(p)!r} ({err.strerror}): choose a folder you can write to")
+    return OutputError(f"cannot write {str(p)!r} ({err.strerror or err}): check the disk and the folder")
+
+
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")  # ffmpeg prints strerror()
+
+
+def ffmpeg_failure(path: Path, what: str, line: str) -> Exception:
+    """The error for ffmpeg failing while writing ``path``: a full disk or a removed folder is named as
+    such (ffmpeg's own line says only "Error writing trailer" or "No such file"), else MediaError."""
+    if any(text in line for text in _DISK_FULL_TEXT):
+        return write_error(path, OSError(errno.ENOSPC, "No space left on device"))
+    if not Path(path).parent.is_dir():
+        return write_error(path, OSError(errno.ENOENT, "No such file or directory"))
+    return MediaError(f"ffmpeg failed while {what}: {line}")
+
+
+def _run_ffmpeg(args: list[str], what: str, path: Path) -> None:
     """Run ffmpeg to completion; MediaError with the last line of its stderr on failure."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.run(
@@ -163,7 +262,7 @@ def _run_ffmpeg(args: list[str], what: str) -> None:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, check=False,
         )  # fmt: skip
         if proc.returncode != 0:
-            raise MediaError(f"ffmpeg failed while {what}: {ffmpeg_last_line(err)}")
+            raise ffmpeg_failure(path, what, ffmpeg_last_line(err))
 
 
 class FrameWriter:
@@ -213,10 +312,7 @@ class FrameWriter:
         self.audio_duration = audio_duration
         self.frames_written = 0
         # yuv420p halves chroma resolution: H.264/VP9 need even sizes; pad by one edge pixel.
-        if self.kind in ("h264", "vp9"):
-            self._enc_size = (w + w % 2, h + h % 2)
-        else:
-            self._enc_size = (w, h)
+        self._enc_size = encoded_size(self.path, (w, h), kind=self.kind)
         self._proc: subprocess.Popen | None = None
         self._err: IO[bytes] | None = None
         self._temps: list[Path] = []
@@ -249,7 +345,7 @@ class FrameWriter:
             try:
                 self._frames_dir.mkdir()
             except OSError as err:
-                raise OutputError(f"cannot create {str(self._frames_dir)!r} ({err.strerror}): choose a folder you can write to") from None
+                raise write_error(self._frames_dir, err) from None
             self._temps.append(self._frames_dir)
             return
         w, h = self._enc_size
@@ -299,9 +395,9 @@ class FrameWriter:
                 raise MediaError(f"OpenCV could not encode frame {self.frames_written + 1} as PNG")
             frame_path = self._frames_dir / f"frame_{self.frames_written + 1:06d}.png"
             try:
-                buf.tofile(str(frame_path))
+                write_bytes(frame_path, buf.data)
             except OSError as err:  # a full disk: typed, and the writer aborts cleanly
-                raise OutputError(f"cannot write {str(frame_path)!r} ({err.strerror}): free space or choose another folder") from None
+                raise write_error(frame_path, err) from None
         else:
             assert self._proc is not None and self._proc.stdin is not None
             try:
@@ -310,7 +406,7 @@ class FrameWriter:
                 self._proc.wait()
                 msg = ffmpeg_last_line(self._err) if self._err else "ffmpeg stopped"
                 self.abort()
-                raise MediaError(f"ffmpeg stopped while writing {str(self.path)!r}: {msg}") from None
+                raise ffmpeg_failure(self.path, f"writing {str(self.path)!r}", msg) from None
         self.frames_written += 1
 
     # -- finishing -------------------------------------------------------------------------------
@@ -322,7 +418,7 @@ class FrameWriter:
             pass
         rc = self._proc.wait()
         if rc != 0:
-            raise MediaError(f"ffmpeg failed while writing {str(self.path)!r}: {ffmpeg_last_line(self._err)}")
+            raise ffmpeg_failure(self.path, f"writing {str(self.path)!r}", ffmpeg_last_line(self._err))
 
     def _mux_audio(self) -> None:
         assert self.audio_from is not None
@@ -345,7 +441,7 @@ class FrameWriter:
                 args += ["-movflags", "+faststart"]
         args.append(ffmpeg_path_arg(self._final_temp))
         self._temps.append(self._final_temp)
-        _run_ffmpeg(args, f"adding the sound of {str(self.audio_from)!r} to {str(self.path)!r}")
+        _run_ffmpeg(args, f"adding the sound of {str(self.audio_from)!r} to {str(self.path)!r}", self.path)
 
     def _make_gif(self) -> None:
         palette = temp_sibling(self.path, "palette.partial").with_suffix(".png")
@@ -355,12 +451,12 @@ class FrameWriter:
         _run_ffmpeg(
             ["-i", ffmpeg_path_arg(self._stage), "-vf", "palettegen", "-frames:v", "1", "-update", "1",
              ffmpeg_path_arg(palette)],
-            "making the GIF palette",
+            "making the GIF palette", self.path,
         )  # fmt: skip
         _run_ffmpeg(
             ["-i", ffmpeg_path_arg(self._stage), "-i", ffmpeg_path_arg(palette), "-lavfi", "paletteuse",
              "-loop", "0", ffmpeg_path_arg(self._final_temp)],
-            f"writing {str(self.path)!r}",
+            f"writing {str(self.path)!r}", self.path,
         )  # fmt: skip
 
     def _publish_frames(self) -> None:
@@ -394,6 +490,9 @@ class FrameWriter:
                 elif self.audio_from is not None:
                     self._mux_audio()
                 os.replace(self._final_temp, self.path)
+        except OSError as err:  # the folder removed, the disk full at the rename
+            self.abort()
+            raise write_error(self.path, err) from None
         except BaseException:
             self.abort()
             raise
@@ -437,9 +536,8 @@ def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95) -> None
         raise OutputError(
             f"image output {str(p)!r} has an unknown extension {suffix!r}: use one of {', '.join(IMAGE_SUFFIXES)}"
         )
-    parent = p.resolve().parent
-    if not parent.is_dir():
-        raise OutputError(f"output folder {str(parent)!r} does not exist: create it first or choose another path")
+    if not p.resolve().parent.is_dir():  # outputs were checked up front: the folder went away since
+        raise write_error(p, OSError(errno.ENOENT, "No such file or directory"))
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"image must be HxWx3 uint8 RGB, got {img.shape} {img.dtype}")
     params: list[int] = []
@@ -452,6 +550,6 @@ def write_image(path: str | Path, img: np.ndarray, *, quality: int = 95) -> None
         raise MediaError(f"OpenCV could not encode {str(p)!r} as {suffix}")
     try:
         with atomic_path(p) as temp:
-            buf.tofile(str(temp))
+            write_bytes(temp, buf.data)
     except OSError as err:  # permission, a full disk, a vanished folder
-        raise OutputError(f"cannot write {str(p)!r} ({err.strerror}): choose a folder you can write to") from None
+        raise write_error(p, err) from None

@@ -18,6 +18,14 @@ class OutputError(DreamVideoError):
     """An output path cannot be written (folder missing or read-only, same as the input, ...)."""
 
 
+class DiskFullError(OutputError):
+    """The disk (its space, its inodes, or the user's quota) ran out while writing."""
+
+
+class BusyError(OutputError):
+    """Another process is rendering the same output right now."""
+
+
 class ConfigError(DreamVideoError):
     """A setting, preset, manifest, schedule or option value is invalid."""
 

@@ -17,17 +17,41 @@ A leaf module: it imports nothing from the package.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 
+# Bytes in one file name on ext4, XFS, btrfs, tmpfs, APFS (NTFS: 255 UTF-16 units, which is more).
+NAME_MAX = 255
+
+
+def sibling_name(base: str, prefix: str = "", suffix: str = "", *, limit: int = NAME_MAX) -> str:
+    """``prefix + base + suffix``, shortened when it would not fit in one file name (``limit`` bytes).
+
+    Derived names (the work folder, temporary names, the settings JSON) add to the user's name, so
+    a legal 250-character output name would give illegal siblings: the end of ``base`` then gives
+    way to ``~`` and a hash of the whole of it, so two long names stay apart and the result is stable.
+    """
+    name = prefix + base + suffix
+    if len(os.fsencode(name)) <= limit:
+        return name
+    tag = "~" + hashlib.sha256(os.fsencode(base)).hexdigest()[:12]
+    room = limit - len(os.fsencode(prefix + suffix + tag))
+    head = base
+    while head and len(os.fsencode(head)) > room:
+        head = head[:-1]  # by characters, so a multi-byte character is never cut in half
+    return prefix + head + tag + suffix
+
+
 def temp_sibling(final: str | Path, tag: str = "partial", *, suffix: str | None = None, unique: bool = False) -> Path:
-    """The hidden temporary name next to ``final``: ``.NAME.TAG[-PID]SUFFIX`` (see the module doc)."""
+    """The hidden temporary name next to ``final``: ``.NAME.TAG[-PID]SUFFIX`` (see the module doc),
+    shortened with a hash when a long final name would make it too long for the filesystem."""
     final = Path(final)
     pid = f"-{os.getpid()}" if unique else ""
-    return final.parent / f".{final.name}.{tag}{pid}{final.suffix if suffix is None else suffix}"
+    return final.parent / sibling_name(final.name, ".", f".{tag}{pid}{final.suffix if suffix is None else suffix}")
 
 
 def remove_quietly(path: str | Path) -> None:

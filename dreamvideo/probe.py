@@ -12,8 +12,10 @@ Only this module, decode.py and encode.py touch media files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -93,6 +95,53 @@ def ffmpeg_path_arg(path: Path) -> str:
     """A path as an ffmpeg argument: absolute, so a name starting with '-' is not an option and
     'name:with:colons' is not taken for a protocol."""
     return "file:" + os.path.abspath(path)
+
+
+# ffmpeg inside OpenCV logs decoder chatter ("[h264 @ 0x...] Invalid NAL unit size") straight to
+# stderr, where it breaks progress bars and fills batch logs: broken frames are counted and reported
+# by decode.py instead. OpenCV reads this variable once, when it opens its first capture.
+_OPENCV_FFMPEG_QUIET = "-8"  # AV_LOG_QUIET
+
+
+def _quiet_opencv() -> None:
+    """Silence OpenCV's own warnings and its ffmpeg's log, unless the user asked for them (env)."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", _OPENCV_FFMPEG_QUIET)
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def _utf8_safe(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a file name byte that is not UTF-8 (a surrogate escape)
+        return False
+    return True
+
+
+def open_video_capture(path: Path):
+    """An OpenCV ``VideoCapture`` (ffmpeg backend) of ``path``; check ``isOpened()``.
+
+    The name reaches ffmpeg as an absolute path, so 'a:b.mp4' is a file, not the protocol 'a'.
+    OpenCV crashes (segmentation fault) on a name that is not valid UTF-8, so such a file is
+    opened through a symlink with a plain name in a private temporary folder, removed at once
+    (ffmpeg holds the file open from then on).
+    """
+    import cv2
+
+    _quiet_opencv()
+    name = os.path.abspath(path)
+    if _utf8_safe(name):
+        return cv2.VideoCapture(name, cv2.CAP_FFMPEG)
+    folder = tempfile.mkdtemp(prefix="dreamvideo-")
+    try:
+        link = os.path.join(folder, "input" + (Path(name).suffix if _utf8_safe(Path(name).suffix) else ""))
+        os.symlink(name, link)
+        return cv2.VideoCapture(link, cv2.CAP_FFMPEG)
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(folder)
 
 
 STDERR_TAIL = 4000  # bytes at the end of ffmpeg's stderr searched for its last message
@@ -212,7 +261,7 @@ def probe(path: str | Path) -> MediaInfo:
     if not info["still"]:
         import cv2
 
-        cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
+        cap = open_video_capture(p)
         try:
             if cap.isOpened():
                 cv_fps = cap.get(cv2.CAP_PROP_FPS)
@@ -248,5 +297,16 @@ def require_video(info: MediaInfo) -> MediaInfo:
     if not info.has_video:
         raise InputError(
             f"{str(info.path)!r} has no video stream: give a video or image file (use --audio for a sound track)"
+        )
+    return info
+
+
+def require_moving_video(info: MediaInfo) -> MediaInfo:
+    """``info`` unchanged if the file has moving pictures; InputError for audio only or a still image."""
+    require_video(info)
+    if info.is_still or info.fps is None:
+        raise InputError(
+            f"{str(info.path)!r} is a still image, not a video: dream it with `dreamvideo image`, "
+            "or animate it with `dreamvideo zoom`"
         )
     return info

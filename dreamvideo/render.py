@@ -4,14 +4,8 @@ The library never prints: it reports progress through ``on_progress(done, total_
 notices through ``on_note(message)``; the CLI draws them. Frames are HxWx3 uint8 at the file
 edges and float32 0..255 inside.
 
-Temporal coherence, for each video frame t after the first (all on INPUT-frame flow):
-  1. backward flow t -> t-1 and an occlusion mask from the forward-backward check (flow.py);
-  2. the previous dream's detail (dream minus raw), or the whole dreamed frame, warped onto t;
-  3. where the mask says the flow is unreliable, the raw frame is used instead;
-  4. blended with the raw frame, then dreamed with ``warm_steps`` over ``warm_octaves``;
-  5. a frame the flow cannot explain (scene cut) restarts the chain from the raw frame;
-  6. colour statistics held to the source frame's, and the carried detail decays, so long clips
-     neither snowball, darken nor brighten.
+Temporal coherence lives in chain.py (VideoChain: flow-warped dream, the temporal term, scene
+cuts) and its measurement in metrics.py (flicker, strength hold, drift, the report figure).
 """
 
 from __future__ import annotations
@@ -33,6 +27,7 @@ import numpy as np
 from .config import Settings
 from .errors import InputError
 from .files import write_atomic
+from .resume import input_identity
 from .toolkit import (
     IMAGE_KINDS,
     VIDEO_KINDS,
@@ -47,14 +42,16 @@ from .toolkit import (
     match_color,
     noop,
     output_target,
+    report_path,
     seed_for_frame,
     settings_path,
     to_uint8,
 )
 
 # Names kept importable from here for callers written before the toolkit existed.
-__all__ = ["RenderResult", "VideoChain", "Metrics", "RangeResult", "dream_image", "estimate_frames", "render_image",
-           "render_range", "render_video", "settings_path", "seed_for_frame", "match_color"]
+__all__ = ["RangeResult", "RenderResult", "dream_image", "estimate_frames", "render_image", "render_range",
+           "render_video", "settings_path", "report_path",
+           "seed_for_frame", "match_color"]
 
 
 # --- image ---------------------------------------------------------------------------------------
@@ -62,12 +59,16 @@ __all__ = ["RenderResult", "VideoChain", "Metrics", "RangeResult", "dream_image"
 
 def dream_image(image: np.ndarray, settings: Settings | None = None, seed: int | None = None) -> np.ndarray:
     """Dream an HxWx3 RGB image (uint8 or float 0..255) with ``settings``; returns uint8 HxWx3."""
+    from .controls import Controls
     from .dream import get_engine
 
     settings = settings or Settings()
     engine = get_engine(settings.dream)
+    controls = Controls.open(settings)  # keep_colors, mask: read and checked before the dream
     out = engine.dream(np.asarray(image, dtype=np.float32), dream_params(settings, warm=False),
                        seed=settings.dream.seed if seed is None else seed)
+    if controls is not None:
+        out = controls.apply(out, np.asarray(image, dtype=np.float32))
     return to_uint8(out)
 
 
@@ -87,113 +88,28 @@ def render_image(
     from .decode import read_image, resize_max_side
     from .dream import get_engine
     from .encode import write_image
+    from .model import check_frame_size, planned_spec
 
     input = Path(input)
     target = output_target(output, [input], allowed=IMAGE_KINDS)
     run = RunContext(target, settings, command=command, on_note=on_note, record=record)
-    rgb = resize_max_side(read_image(input), settings.dream.max_side)
+    original = read_image(input)
+    rgb = resize_max_side(original, settings.dream.max_side)
+    check_frame_size(planned_spec(settings.dream.model, settings.dream.weights), (rgb.shape[1], rgb.shape[0]),
+                     (original.shape[1], original.shape[0]))  # before the model loads
     engine = get_engine(settings.dream)
     for n in engine.loaded.notes:
         run.note(n)
     out = dream_image(rgb, settings)
     write_image(target.path, out)
     seconds = run.seconds()
-    path = run.finish({"input": str(input), "model": engine.name, "layers": list(engine.layers),
-                       "weights": engine.loaded.source.detail, "seconds": round(seconds, 3),
-                       "size": [out.shape[1], out.shape[0]]})
+    path = run.finish({"input": str(input), "input_identity": input_identity(input), "model": engine.name,
+                       "layers": list(engine.layers), "weights": engine.loaded.source.detail,
+                       "seconds": round(seconds, 3), "size": [out.shape[1], out.shape[0]]})
     return RenderResult(target.path, out.shape[1], out.shape[0], 1, engine.name, seconds, path, notes=run.notes)
 
 
 # --- video ---------------------------------------------------------------------------------------
-
-
-class VideoChain:
-    """The coherent chain, free of I/O: raw frames (and their flow) in, dreamed frames out.
-
-    ``step`` keeps the previous raw and dreamed frames. The dreamed frame carried forward is the
-    uint8 one, exactly what was saved, so a resumed run continues bit for bit.
-    """
-
-    def __init__(self, engine: Any, settings: Settings):
-        self.engine = engine
-        self.settings = settings
-        self.prev_raw: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the input
-        self.prev_out: np.ndarray | None = None  # HxWx3 uint8, frame t-1 of the output
-
-    def restore(self, prev_raw: np.ndarray, prev_out: np.ndarray) -> None:
-        """Continue after frame t-1 (a resume)."""
-        self.prev_raw, self.prev_out = prev_raw, prev_out
-
-    def step(self, index: int, raw: np.ndarray, coh: tuple | None, values: dict[str, float] | None = None) -> tuple[np.ndarray, dict]:
-        """Dream frame ``index``. ``coh`` = (flow_bw, mask, unexplained) for t-1 -> t, None for a first frame.
-
-        ``values`` are per-frame overrides of flat settings (schedules, audio reactions).
-        Returns (dreamed uint8 frame, info with 'cut' and 'seeded').
-        """
-        from .flow import is_scene_cut, warp
-
-        frame = frame_settings(self.settings, values)  # this frame's settings, overrides validated
-        d, v = frame.dream, frame.video
-        blend, decay = float(v.blend), float(v.detail_decay)
-        rawf = raw.astype(np.float32)
-        cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
-        seeded = v.coherent and coh is not None and not cut and self.prev_out is not None
-        if seeded:
-            flow_bw, mask, _ = coh
-            m = mask[..., None]
-            if v.warp == "detail":
-                detail = self.prev_out.astype(np.float32) - self.prev_raw.astype(np.float32)
-                seed_img = rawf + (1.0 - blend) * decay * m * warp(detail, flow_bw)
-            else:
-                warped = warp(self.prev_out.astype(np.float32), flow_bw)
-                seed_img = m * ((1.0 - blend) * warped + blend * rawf) + (1.0 - m) * rawf
-            seed_img = np.clip(seed_img, 0.0, 255.0)
-        else:
-            seed_img = rawf
-        params = dream_params(frame, warm=seeded)  # the warm-frame rule
-        out = self.engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index))
-        if v.color_match:
-            out = match_color(out, rawf)
-        out8 = to_uint8(out)
-        self.prev_raw, self.prev_out = raw, out8
-        return out8, {"cut": bool(cut), "seeded": seeded}
-
-
-class Metrics:
-    """Flicker, strength and drift, accumulated frame by frame (cheap: one remap per frame)."""
-
-    def __init__(self) -> None:
-        self.flicker_out: list[float] = []  # masked mean |out_t - warp(out_t-1)|
-        self.flicker_in: list[float] = []  # the same on the input
-        self.strength: list[float] = []  # mean |out - in|, 0..255
-        self.offset: list[float] = []  # mean(out) - mean(in): brightness drift, 0..255
-
-    def add(self, raw: np.ndarray, out: np.ndarray, prev_raw: np.ndarray | None, prev_out: np.ndarray | None,
-            coh: tuple | None, cut: bool) -> None:
-        from .flow import warp
-
-        r, o = raw.astype(np.float32), out.astype(np.float32)
-        self.strength.append(float(np.abs(o - r).mean()))
-        self.offset.append(float(o.mean() - r.mean()))
-        if coh is not None and prev_out is not None and prev_raw is not None and not cut:
-            flow_bw, mask, _ = coh
-            m = mask[..., None]
-            wsum = float(m.sum()) * 3 + 1e-6
-            self.flicker_out.append(float((np.abs(o - warp(prev_out.astype(np.float32), flow_bw)) * m).sum() / wsum))
-            self.flicker_in.append(float((np.abs(r - warp(prev_raw.astype(np.float32), flow_bw)) * m).sum() / wsum))
-
-    def summary(self) -> dict[str, float]:
-        """flicker: output's warped frame-to-frame change over the input's (1 = as steady as the source);
-        strength: mean |out - in| (0..255); drift: brightness offset change per 100 frames (0..255)."""
-        out: dict[str, float] = {}
-        if self.flicker_in and sum(self.flicker_in) > 0:
-            out["flicker"] = round(float(np.mean(self.flicker_out) / max(np.mean(self.flicker_in), 1e-6)), 4)
-        if self.strength:
-            out["strength"] = round(float(np.mean(self.strength)), 3)
-        if len(self.offset) >= 2:
-            slope = np.polyfit(np.arange(len(self.offset)), np.array(self.offset), 1)[0]
-            out["drift_per_100_frames"] = round(float(slope * 100), 3)
-        return out
 
 
 def _producer(frames: Iterator[np.ndarray], flow_method: str, need_flow_from: int,
@@ -229,6 +145,10 @@ def _producer(frames: Iterator[np.ndarray], flow_method: str, need_flow_from: in
         put(None)
     except BaseException as err:  # handed to the main thread, which raises it there
         put(err)
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()  # release the capture in this thread, before render_video's join returns
 
 
 def estimate_frames(info: Any, settings: Settings) -> int | None:
@@ -257,37 +177,59 @@ def render_video(
     on_note: NoteFn = noop,
     resume: bool = True,
     record: Mapping[str, Any] | None = None,
+    report: bool = False,
 ) -> RenderResult:
     """Dream a video file into another, coherent in time, at the source's exact frame rate, with its audio.
 
     Finished frames are kept in a work folder beside the output; running the same call again after
     an interruption continues where it stopped. The output appears under its final name only
     when complete. ``output``: a path ("name/" as text for PNG frames) or an OutputTarget;
-    ``record``: extra keys for the settings JSON (a batch adds its manifest and job).
+    ``record``: extra keys for the settings JSON (a batch adds its manifest and job). ``report``
+    also dreams 3 frames of the second half from scratch (the settled strength ratio) and writes
+    ``report_path(output)``: input and output side by side above a per-frame plot of strength and
+    flicker (metrics.py).
     """
-    from .decode import iter_frames
+    from .chain import VideoChain
+    from .controls import Controls
+    from .decode import DecodeStats, iter_frames, scaled_size
     from .dream import get_engine
-    from .encode import open_writer
-    from .probe import probe, require_video
-    from .resume import input_identity
+    from .encode import encoded_size, open_writer, write_image
+    from .metrics import Metrics, report_figure, scratch_indices
+    from .model import check_frame_size, planned_spec
+    from .probe import probe, require_moving_video
 
     input = Path(input)
-    info = require_video(probe(input))
+    info = require_moving_video(probe(input))
     target = output_target(output, [input], allowed=VIDEO_KINDS, crf=settings.encode.crf)
+    if info.width and info.height:  # before the model loads or any frame renders
+        check_frame_size(planned_spec(settings.dream.model, settings.dream.weights),
+                         scaled_size(info.width, info.height, settings.dream.max_side), (info.width, info.height))
     run = RunContext(target, settings, command=command, on_note=on_note, record=record)
     fps: Fraction = info.fps
     v = settings.video
     engine = get_engine(settings.dream)
+    controls = Controls.open(settings, clip=input)  # a bad mask fails here, before any frame
     for n in engine.loaded.notes:
         run.note(n)
     estimate = estimate_frames(info, settings)
-    done = run.open_work(input_identity(input), resume)
+    # Open the input before the work folder, so an input OpenCV cannot read leaves no folder behind.
+    decode_stats = DecodeStats()
+    frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
+                         max_frames=v.max_frames, stats=decode_stats)
+    identity = input_identity(input)  # by content: batch compares it to skip a job only for the same input
+    try:  # takes the output's lock: BusyError if another render holds it
+        done = run.open_work(identity, resume, plan=(estimate, scaled_size(info.width, info.height,
+                                                                            settings.dream.max_side)))
+    except BaseException:
+        frames.close()  # type: ignore[attr-defined]
+        raise
     work = run.work
     assert work is not None
-    frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
-                         max_frames=v.max_frames)
-    chain = VideoChain(engine, settings)
-    metrics = Metrics()
+    chain = VideoChain(engine, settings, controls)
+    metrics = Metrics(keep_thumbs=report)
+    # From-scratch dreams of a few settled frames (same seeds and settings as --independent).
+    scratch_at = set(scratch_indices(estimate)) if report and estimate else set()
+    scratch_chain = VideoChain(engine, settings.replace(coherent=False), controls) if scratch_at else None
     q: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
     producer = threading.Thread(target=_producer, args=(frames, v.flow, done, q, stop), daemon=True)
@@ -316,12 +258,14 @@ def render_video(
                 if index < done:
                     out8 = work.load_frame(index)  # finished before the interruption: re-encode it
                     if index == done - 1:
-                        chain.restore(raw, out8)
+                        chain.restore(raw, out8, timeline.values(index) if timeline is not None else None)
                 else:
                     prev_raw, prev_out = chain.prev_raw, chain.prev_out
                     values = timeline.values(index) if timeline is not None else None
                     out8, step_info = chain.step(index, raw, coh, values)
-                    metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"])
+                    metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"], index)
+                    if scratch_chain is not None and index in scratch_at:
+                        metrics.add_scratch(index, raw, scratch_chain.step(index, raw, None, values)[0])
                     work.save_frame(index, out8)
                 writer.write(out8)
                 count += 1
@@ -329,21 +273,47 @@ def render_video(
             if writer is None:
                 raise InputError(f"{input}: no frame could be decoded: check the file plays, and --start/--duration")
     finally:
+        # Stop and join the decoder before anything else: a thread still inside OpenCV when the
+        # interpreter exits aborts the process ("terminate called without an active exception").
         stop.set()
-    if estimate and count < estimate * 0.9:
-        run.note(f"decoded {count} frames where the header promised about {estimate}: the file may be truncated")
+        producer.join()
+    warnings = decode_warnings(input, count, decode_stats.repeated, estimate)  # the caller shows them
     seconds = run.seconds()
     summary = metrics.summary()
     assert size is not None
+    size = encoded_size(target.path, size, kind=target.kind)  # the size the file has (H.264/VP9 pad odd sides)
+    report_png = None
+    if report:
+        report_png = report_path(target)
+        write_image(report_png, report_figure(metrics, f"{input.name} ({engine.name})"))
     path = run.finish({
-        "input": str(input), "model": engine.name, "layers": list(engine.layers),
+        "input": str(input), "input_identity": identity, "model": engine.name, "layers": list(engine.layers),
         "weights": engine.loaded.source.detail, "fps": f"{fps.numerator}/{fps.denominator}", "frames": count,
         "size": list(size), "audio": bool(audio_from), "resumed_frames": done, "seconds": round(seconds, 3),
         "seconds_per_frame": round(seconds / max(count - done, 1), 4), "metrics": summary,
         "per_frame_strength": [round(x, 3) for x in metrics.strength],  # frames rendered in this run
+        "per_frame_flicker": [round(x, 3) for _, x in metrics.per_frame_flicker()],  # frames after the first of a shot
+        "report": str(report_png) if report_png else None,
         "timeline": timeline.describe() if timeline is not None else [],
+        # What the decoder met (this run): frames that decoded, broken ones repeated, the header's promise.
+        "decode": {"decoded_frames": decode_stats.decoded, "repeated_frames": decode_stats.repeated,
+                   "expected_frames": estimate},
+        "warnings": warnings,
     })
-    return RenderResult(target.path, size[0], size[1], count, engine.name, seconds, path, done, summary, run.notes)
+    return RenderResult(target.path, size[0], size[1], count, engine.name, seconds, path, done, summary, run.notes,
+                        warnings)
+
+
+def decode_warnings(input: Path, frames: int, repeated: int, expected: int | None) -> list[str]:
+    """Warnings for a video that decoded short of its header's promise, or with broken frames."""
+    out = []
+    if expected and frames < expected * 0.9:
+        out.append(f"{str(input)!r} gave {frames} of the {expected} frames its header promises: the file is "
+                   "truncated or damaged; the output is that much shorter (re-encode or re-download the input)")
+    if repeated:
+        out.append(f"{str(input)!r} has {repeated} broken frame{'s' if repeated != 1 else ''} that could not be "
+                   "decoded: each was replaced by the previous good frame to keep the timing")
+    return out
 
 
 # --- one range of a video (a segment of a split render) --------------------------------------------
@@ -395,19 +365,18 @@ def render_range(
     call continues after the last stored frame; a complete range returns at once. ``tag`` is mixed
     into the work folder's digest (a segment's plan), so another plan never reuses these frames.
     """
-    from .decode import iter_frames
+    from .controls import Controls
     from .dream import get_engine
-    from .probe import probe, require_video
-    from .resume import WorkDir, input_identity
+    from .probe import probe, require_moving_video
+    from .resume import WorkDir
 
     t0 = time.perf_counter()
     input, work = Path(input), Path(work)
     if start < 0 or (stop is not None and stop <= start):
         raise ValueError(f"frame range [{start}, {stop}) is empty or negative")
-    info = require_video(probe(input))
-    fps: Fraction = info.fps
-    v = settings.video
+    info = require_moving_video(probe(input))
     engine = get_engine(settings.dream)
+    controls = Controls.open(settings, clip=input)
     notes: list[str] = []
 
     def note(msg: str) -> None:
@@ -417,7 +386,24 @@ def render_range(
     estimate = estimate_frames(info, settings)
     digest = f"{settings.digest()}/{tag}/{start}:{stop}"
     store = WorkDir(work, digest, input_identity(input), root=work)
-    done = store.open(resume)
+    done = store.open(resume)  # takes this segment's lock: BusyError if another worker renders it
+    try:
+        return _render_range(input, work, settings, store, done, digest, info, engine, controls, start, stop,
+                             tag, estimate, notes, note, on_progress, t0)
+    finally:
+        store.release()
+
+
+def _render_range(input: Path, work: Path, settings: Settings, store: Any, done: int, digest: str, info: Any,
+                  engine: Any, controls: Any, start: int, stop: int | None, tag: str, estimate: int | None,
+                  notes: list[str], note: NoteFn, on_progress: ProgressFn, t0: float) -> RangeResult:
+    """render_range's body, with the segment's lock held."""
+    from .chain import VideoChain
+    from .decode import iter_frames
+    from .metrics import Metrics
+
+    fps: Fraction = info.fps
+    v = settings.video
     complete = work / "range.json"
     if done and complete.is_file():
         try:
@@ -435,7 +421,7 @@ def render_range(
     frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
                          max_frames=stop)
     ranged = itertools.islice(frames, start, None)  # decoded and dropped: exact even with uneven timestamps
-    chain = VideoChain(engine, settings)
+    chain = VideoChain(engine, settings, controls)
     metrics = Metrics()
     q: queue.Queue = queue.Queue(maxsize=4)
     halt = threading.Event()
@@ -454,21 +440,18 @@ def render_range(
                 local, raw, coh = item
                 size = (raw.shape[1], raw.shape[0])
                 index = start + local
+                values = timeline.values(index) if timeline is not None else None
                 if local < done:
                     out8 = store.load_frame(local)
                     if local == done - 1:
-                        chain.restore(raw, out8)
-                    per_frame.append([None, None, None, None])  # refilled from the marker below, if any
+                        chain.restore(raw, out8, values)
+                    per_frame.append([None, None, None, None])  # not measured again on a resume
                 else:
                     prev_raw, prev_out = chain.prev_raw, chain.prev_out
-                    values = timeline.values(index) if timeline is not None else None
                     out8, step_info = chain.step(index, raw, coh, values)
-                    n_flicker = len(metrics.flicker_out)
-                    metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"])
-                    seen = len(metrics.flicker_out) > n_flicker
-                    per_frame.append([metrics.strength[-1], metrics.offset[-1],
-                                      metrics.flicker_out[-1] if seen else None,
-                                      metrics.flicker_in[-1] if seen else None])
+                    metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"], index)
+                    per_frame.append([metrics.strength[-1], metrics.offset[-1], metrics.flicker_out.get(index),
+                                      metrics.flicker_in.get(index)])
                     store.save_frame(local, out8)
                 count += 1
                 on_progress(count, max(planned, count))
@@ -477,6 +460,7 @@ def render_range(
                                  "and --start/--duration")
     finally:
         halt.set()
+        producer.join()  # a decoder thread still inside OpenCV at exit aborts the process
     result = RangeResult(work=work, start=start, frames=count, width=size[0], height=size[1],
                          fps=f"{fps.numerator}/{fps.denominator}", model=engine.name,
                          seconds=time.perf_counter() - t0, resumed_frames=done, per_frame=per_frame, notes=notes)

@@ -156,12 +156,12 @@ def make_plan(input: str | Path, output: str | Path | Any, settings: Settings, c
     The frame count comes from the header (it may lie): the last segment runs to the real end of the
     stream, and a source that ends early only shortens the last segments.
     """
-    from .probe import probe, require_video
+    from .probe import probe, require_moving_video
     from .render import estimate_frames
     from .toolkit import VIDEO_KINDS, output_target
 
     input = Path(input)
-    info = require_video(probe(input))
+    info = require_moving_video(probe(input))
     target = output_target(output, [input], allowed=VIDEO_KINDS, crf=settings.encode.crf)
     total = estimate_frames(info, settings)
     if not total:
@@ -232,8 +232,8 @@ def assemble(split: SplitPlan, results: Sequence[Any], *, command: str | None = 
     settings file; ``record``: extra keys for it (a batch's manifest and job).
     """
     from .encode import open_writer
+    from .metrics import Metrics
     from .probe import probe
-    from .render import Metrics
     from .timing import parse_fps
     from .toolkit import OutputTarget, RenderResult, write_settings_file
 
@@ -257,12 +257,13 @@ def assemble(split: SplitPlan, results: Sequence[Any], *, command: str | None = 
             count += 1
             row = results[k].per_frame[t - results[k].start] if t - results[k].start < len(results[k].per_frame) \
                 else None
-            if row and row[0] is not None:
+            if row and row[0] is not None:  # the owning segment's own measures (not the cross-fade's)
+                metrics.index.append(t)
                 metrics.strength.append(row[0])
                 metrics.offset.append(row[1])
-                if row[2] is not None and t != split.segments[k].first:
-                    metrics.flicker_out.append(row[2])
-                    metrics.flicker_in.append(row[3])
+                if row[2] is not None:
+                    metrics.flicker_out[t] = row[2]
+                    metrics.flicker_in[t] = row[3]
             on_progress(count, max(total_hint, count))
     seconds = time.perf_counter() - t0
     summary = metrics.summary()

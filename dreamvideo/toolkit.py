@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from .config import RULES, Settings
-from .encode import VIDEO_KINDS, check_crf, check_output_path
+from .encode import VIDEO_KINDS, check_crf, check_output_path, write_error
 from .errors import ConfigError, InputError
-from .files import write_atomic
+from .files import sibling_name, write_atomic
 from .resume import WorkDir
 from .schedule import Timeline, parse_all
 
@@ -40,7 +40,7 @@ IMAGE_KINDS = ("image",)  # output kinds the image driver writes
 __all__ = [
     "IMAGE_KINDS", "VIDEO_KINDS", "NoteFn", "OutputTarget", "ProgressFn", "RenderResult", "RunContext",
     "build_timeline", "dream_params", "frame_settings", "match_color", "noop", "output_target",
-    "seed_for_frame", "settings_path", "to_uint8", "versions", "write_settings_file",
+    "report_path", "seed_for_frame", "settings_path", "to_uint8", "versions", "write_settings_file",
 ]
 
 
@@ -62,6 +62,7 @@ class RenderResult:
     resumed_frames: int = 0  # finished frames reused from an interrupted run
     metrics: dict[str, float] = field(default_factory=dict)  # flicker, strength, drift (videos)
     notes: list[str] = field(default_factory=list)  # the notices that were reported
+    warnings: list[str] = field(default_factory=list)  # output that is not what was asked (e.g. a damaged input)
 
 
 # --- the output target ---------------------------------------------------------------------------
@@ -115,9 +116,20 @@ def settings_path(output: str | Path | OutputTarget) -> Path:
         path, kind = output.path, output.kind
     else:
         path, kind = Path(output), output_kind(output)
-    if kind != "frames":
-        return path.with_name(path.stem + ".settings.json")
-    return path.parent / f"{path.name}.settings.json"
+    stem = path.stem if kind != "frames" else path.name
+    return path.parent / sibling_name(stem, "", ".settings.json")  # shortened to fit beside a long name
+
+
+def report_path(output: str | Path | OutputTarget) -> Path:
+    """The --report figure beside an output: dream.mp4 -> dream.report.png, frames/ -> frames.report.png."""
+    from .encode import output_kind
+
+    if isinstance(output, OutputTarget):
+        path, kind = output.path, output.kind
+    else:
+        path, kind = Path(output), output_kind(output)
+    stem = path.stem if kind != "frames" else path.name
+    return path.parent / sibling_name(stem, "", ".report.png")
 
 
 def versions() -> dict[str, str]:
@@ -138,9 +150,14 @@ def write_settings_file(output: str | Path | OutputTarget, settings: Settings, e
     """Resolved settings, command, versions, timings and metrics, as JSON beside the output (atomic)."""
     path = settings_path(output)
     shown = output.path if isinstance(output, OutputTarget) else output
+    from .model import device_description  # every render has TensorFlow loaded by the time it writes this
+
     doc = {"output": str(shown), "settings": settings.to_dict(), "digest": settings.digest(), "versions": versions(),
-           **extra}
-    write_atomic(path, json.dumps(doc, indent=2, default=str))
+           "device": device_description(), **extra}
+    try:
+        write_atomic(path, json.dumps(doc, indent=2, default=str))
+    except OSError as err:  # a full disk, a removed folder: one line that says which
+        raise write_error(path, err) from None
     return path
 
 
@@ -174,11 +191,14 @@ class RunContext:
         """Wall time since the context was made."""
         return time.perf_counter() - self.started
 
-    def open_work(self, source: Any, resume: bool = True, *, limit: int | None = None) -> int:
-        """Open the work folder beside the output (resume.WorkDir) and note a restart or a resume.
+    def open_work(self, source: Any, resume: bool = True, *, limit: int | None = None,
+                  plan: tuple[int | None, tuple[int, int]] | None = None) -> int:
+        """Open the work folder beside the output (resume.WorkDir: it takes the output's lock, so a
+        second render of the same output fails with BusyError) and note a restart or a resume.
 
         ``source``: the input identity a resume must match; ``limit``: at most this many finished
-        frames are kept. Returns the number of finished frames to reuse.
+        frames are kept; ``plan``: (frames, (width, height)) of the render, to warn up front when
+        the disk looks short of what the work folder will need. Returns the finished frames to reuse.
         """
         self.work = WorkDir(self.target.path, self.settings.digest(), source)
         done = self.work.open(resume)
@@ -186,8 +206,14 @@ class RunContext:
             done = min(done, limit)
         if self.work.restarted_reason:
             self.note(self.work.restarted_reason)
+        if self.work.resume_note:
+            self.note(self.work.resume_note)
         if done:
             self.note(f"resuming: {done} finished frames kept from the interrupted render")
+        if plan is not None:
+            short = self.work.plan(plan[0], plan[1], copies=2 if self.target.kind == "frames" else 1)
+            if short:
+                self.note(short)
         return done
 
     def finish(self, extra: Mapping[str, Any]) -> Path:

@@ -243,12 +243,14 @@ def dream_frame(
     start: np.ndarray,
     values: dict[str, Any] | None = None,
     step: np.ndarray | None = None,
+    controls: Any = None,
 ) -> np.ndarray:
     """Frame ``index`` of the dive, HxWx3 uint8.
 
     ``prev`` = frame index-1 as saved (uint8), None for frame 0 (which dreams ``start`` with the full
     settings); ``values`` = this frame's schedule/reaction overrides of flat settings; ``step`` = this
-    frame's camera step (default: step_transform at the settings' fps with ``values``).
+    frame's camera step (default: step_transform at the settings' fps with ``values``); ``controls``
+    (controls.Controls: keep_colors, mask) treat the undreamed, camera-moved frame as the source.
     Seeded frames are dreamed with ``warm_steps`` over ``warm_octaves`` at the full ``step_size``: the
     camera keeps magnifying the picture, so fine detail must be grown anew at every frame (the video
     chain's ``warm_step_scale`` is not applied: at 0.35 a dive goes soft, 2.3x less edge energy).
@@ -267,6 +269,8 @@ def dream_frame(
     out = engine.dream(seed_img, params, seed=seed_for_frame(d.seed, index))
     if v.color_match:
         out = match_color(out, start)
+    if controls is not None:
+        out = controls.apply(out, seed_img, index)
     return to_uint8(out)
 
 
@@ -354,8 +358,10 @@ def render_zoom(
     an interruption continues the chain from the last saved frame; the output appears under its
     final name only when complete, with a settings JSON beside it (plus ``record``'s extra keys).
     """
+    from .controls import Controls
     from .dream import get_engine
-    from .encode import open_writer
+    from .encode import encoded_size, open_writer
+    from .model import check_frame_size, planned_spec
     from .probe import check_input_file, probe
     from .resume import input_identity
 
@@ -384,6 +390,7 @@ def render_zoom(
     run = RunContext(target, settings, command=command, on_note=on_note, record=record)
     start = start_image(input, settings)
     h, w = start.shape[:2]
+    check_frame_size(planned_spec(settings.dream.model, settings.dream.weights), (w, h))  # before the model loads
     if input is None and z.size is None:
         run.note(f"--noise without --size: rendering {w}x{h}")
     fps = Fraction(z.fps)
@@ -394,6 +401,7 @@ def render_zoom(
     total = n + fade
 
     engine = get_engine(settings.dream)
+    controls = Controls.open(settings)  # keep_colors, a still mask: checked before any frame
     for msg in engine.loaded.notes:
         run.note(msg)
 
@@ -401,7 +409,7 @@ def render_zoom(
     source: dict[str, Any] = {"input": input_identity(input)}
     if settings.react and soundtrack is not None:
         source["audio"] = input_identity(soundtrack)
-    done = run.open_work(source, resume, limit=total)
+    done = run.open_work(source, resume, limit=total, plan=(total, (w, h)))
     work = run.work
     assert work is not None
     audio_from = soundtrack if (soundtrack is not None and settings.encode.audio) else None
@@ -436,7 +444,7 @@ def render_zoom(
                 if still:
                     out8 = to_uint8(transform(start, camera[:2]))
                 else:
-                    out8 = dream_frame(engine, settings, index, prev, start, values, step)
+                    out8 = dream_frame(engine, settings, index, prev, start, values, step, controls)
                 work.save_frame(index, out8)
             prev = out8
             if not z.loop:
@@ -451,11 +459,13 @@ def render_zoom(
                 emit(frame)
 
     seconds = run.seconds()
+    w, h = encoded_size(target.path, (w, h), kind=target.kind)  # the size the file has (H.264/VP9 pad odd sides)
     summary = steps.summary()
     if not z.loop:
         summary.pop("seam", None)
     path = run.finish({
-        "input": str(input) if input is not None else None, "noise": bool(z.noise),
+        "input": str(input) if input is not None else None, "input_identity": source["input"],
+        "noise": bool(z.noise),
         "model": engine.name, "layers": list(engine.layers), "weights": engine.loaded.source.detail,
         "fps": f"{fps.numerator}/{fps.denominator}", "frames": n, "size": [w, h],
         "audio": str(audio_from) if audio_from is not None else None,

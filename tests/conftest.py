@@ -26,6 +26,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from helpers import INCEPTION_WEIGHTS, MEDIA, need  # noqa: E402 (after the cache isolation above)
 
 
+@pytest.fixture(autouse=True)
+def _no_recorded_weights():
+    """Each test starts with no installed weights and no recorded failed download (both live in the
+    session's dreamvideo cache, next to the converted EfficientNet-Lite0 that tests share)."""
+    import shutil
+
+    yield
+    shutil.rmtree(Path(os.environ["DREAMVIDEO_CACHE"]) / "weights", ignore_errors=True)
+
+
 @pytest.fixture
 def media() -> Path:
     """../shared/media, or skip the test."""

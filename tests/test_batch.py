@@ -668,10 +668,10 @@ output = "fine.png"
 """)
     real = batch.estimate
 
-    def estimate(job):
+    def estimate(job, loaded=None):
         if job.name == "odd":
             raise OutputError("output 'odd.png' cannot be planned")
-        return real(job)
+        return real(job, loaded)
 
     monkeypatch.setattr(batch, "estimate", estimate)
     result = runner.invoke(app, ["batch", "--dry-run", str(path)])

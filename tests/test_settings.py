@@ -45,7 +45,9 @@ def _bad_values(name: str) -> list[str]:
     if rule.kind == "choice":
         return ['"no-such-choice"', "5", "true", '""', "nan"]
     if rule.kind == "layers":
-        return ["5", '""', "[]", "[1, 2]", "true"]
+        return ["5", '""', "[]", "[1, 2]", "true", '"mixed4:x"', '"mixed3=1e400"']
+    if rule.kind == "class":  # an ImageNet index or name: "5" is a valid class
+        return ["-1", "1000", "2.5", '"no-such-class"', '""', "true", "[1]", "nan"]
     return ["5", '""', "true", "[1]", "nan"]  # str
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from helpers import make_clip
+from dreamvideo.errors import BusyError
 from dreamvideo.config import Settings
 from dreamvideo.errors import ConfigError, OutputError, OutputKindError
 from dreamvideo.files import atomic_path, temp_sibling, write_atomic
@@ -156,9 +157,14 @@ def test_run_context_collects_notes_and_writes_the_settings_json_once(tmp_path: 
     assert run.open_work({"input": None}) == 0 and run.work is not None and run.work.root.is_dir()
     run.work.save_frame(0, np.zeros((4, 4, 3), np.uint8))
     run.note("hello")
+    # While the first holds the output, a second render of it is refused (one writer per output).
+    with pytest.raises(BusyError, match="being rendered by another process"):
+        RunContext(target, settings).open_work({"input": None})
+    run.work.release()  # the first render was interrupted
     # A second context on the same output resumes and says so.
     again = RunContext(target, settings, on_note=heard.append)
     assert again.open_work({"input": None}) == 1
+    again.work.release()
     assert heard == ["hello", "resuming: 1 finished frames kept from the interrupted render"]
     assert again.notes == ["resuming: 1 finished frames kept from the interrupted render"]
     # Other settings: the old work is discarded, with a note.
