@@ -16,8 +16,8 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,9 @@ from .errors import DreamVideoError, InputError, OutputError
 from .manifest import JOB_KINDS, Job, Manifest, load_manifest
 from .toolkit import ProgressFn, noop, settings_path
 
-__all__ = ["BatchSummary", "JOB_KINDS", "Job", "JobOutcome", "Manifest", "done_reason", "estimate",
-           "format_summary", "load_manifest", "run_batch"]
+__all__ = ["BatchSummary", "Executor", "JOB_KINDS", "Job", "JobOutcome", "Manifest", "append_log", "done_reason",
+           "estimate", "format_summary", "job_tag", "job_what", "load_manifest", "outcome_line", "run_batch",
+           "run_job", "run_local"]
 
 # Rough cost of ONE gradient step on a 1-megapixel image, in seconds, for --dry-run estimates.
 # Measured once (not at run time) on a 2-core x86 CPU with TensorFlow 2.x: InceptionV3 ~1.9 s,
@@ -62,6 +63,8 @@ class JobOutcome:
     reason: str | None = None  # one line: why it failed, why it was skipped, or a dry-run remark
     estimated_seconds: float | None = None  # dry run only: rough time the job would take
     log: Path | None = None  # the job's log file (None in a dry run)
+    where: str | None = None  # where it ran, on a cluster ("10.0.0.5 (1a2b3c4d) worker 2"); None = here
+    warnings: list[str] = field(default_factory=list)  # what the render warned about (a damaged input)
 
 
 @dataclass
@@ -333,6 +336,90 @@ def _render(job: Job, manifest: Manifest, command: str, on_note: Callable[[str],
                        soundtrack=job.soundtrack, **common)
 
 
+RenderFn = Callable[[Job, Manifest, str, Callable[[str], None], ProgressFn], Any]  # as _render
+# An executor runs the jobs that must run (in any order, anywhere) and yields their outcomes as they
+# finish: executor(jobs, manifest, command, on_event, on_progress). run_local is the default one.
+Executor = Callable[[list[Job], Manifest, str, EventFn, ProgressFn], Iterator["JobOutcome"]]
+
+
+def append_log(manifest: Manifest, job: Job, text: str) -> None:
+    """Append timestamped lines to the job's log (best effort, like every log write)."""
+    _Log(manifest.log_path(job))(text)
+
+
+def job_tag(job: Job, manifest: Manifest) -> str:
+    """'[2/3] beach', the way event lines name a job."""
+    return f"[{job.index}/{len(manifest.jobs)}] {job.name}"
+
+
+def job_what(job: Job) -> str:
+    """'video in.mp4 -> out/b.mp4', what a job does."""
+    return f"{job.kind} {_show(job.input) if job.input else '(noise)'} -> {_show(job.output)}"
+
+
+def run_job(job: Job, manifest: Manifest, command: str, *, on_note: Callable[[str], None] = noop,
+            on_progress: ProgressFn = noop, render: RenderFn | None = None) -> JobOutcome:
+    """Render one job that must run, with its log; never raises for the job's own failure (a
+    DreamVideoError or a bug becomes a failed outcome). KeyboardInterrupt is logged and re-raised
+    (finished frames stay). Runs wherever an executor calls it (a Ray worker too): it reads and
+    writes only paths. ``render`` replaces _render (a split video's assembly).
+    """
+    log = _Log(manifest.log_path(job))
+    log(f"=== {job.label} of {manifest.path}: {job_what(job)}")
+    log(f"settings digest {job.settings.digest()}, preset {job.preset or '(none)'}, "
+        f"overrides {json.dumps(job.overrides, default=str)}")
+    start = time.perf_counter()
+
+    def note(message: str) -> None:
+        log(f"note: {message}")
+        on_note(message)
+
+    job_command = f'{command} (manifest {manifest.path}, job {job.index} "{job.name}")'
+    try:
+        result = (render or _render)(job, manifest, job_command, note, on_progress)
+    except DreamVideoError as err:
+        return _failed(job, _one_line(err), start, log)
+    except KeyboardInterrupt:
+        log(f"interrupted after {_fmt_seconds(time.perf_counter() - start)}: finished frames are kept")
+        raise
+    except Exception as err:  # an unexpected bug must not cost the rest of the night
+        log(traceback.format_exc())
+        return _failed(job, f"{type(err).__name__}: {_one_line(err)} (traceback in {_show(log.path)})", start, log)
+    seconds = time.perf_counter() - start
+    resumed = int(getattr(result, "resumed_frames", 0) or 0)
+    frames = int(getattr(result, "frames", 1) or 1)
+    warnings = [str(w) for w in (getattr(result, "warnings", None) or [])]  # e.g. a damaged input
+    outcome = JobOutcome(job, "done", seconds=seconds, frames=frames, resumed_frames=resumed, log=log.path,
+                         reason=f"warning: {warnings[0]}" if warnings else None, warnings=warnings)
+    log(outcome_line(outcome))
+    log(f"settings: {_show(result.settings_path)}")
+    for w in warnings:
+        log(f"warning: {w}")
+    return outcome
+
+
+def outcome_line(outcome: JobOutcome) -> str:
+    """'done in 12.3 s (40 frames, 0.31 s/frame) -> out/b.mp4' or 'FAILED: reason' (and where it ran)."""
+    where = f" (on {outcome.where})" if outcome.where else ""
+    if outcome.status == "failed":
+        return f"FAILED: {outcome.reason}{where}"
+    frames, resumed = outcome.frames or 1, outcome.resumed_frames
+    extra = f", {resumed} frames resumed" if resumed else ""
+    per_frame = outcome.seconds / max(frames - resumed, 1)
+    return f"done in {_fmt_seconds(outcome.seconds)} ({frames} frame{'s' if frames != 1 else ''}{extra}, " \
+           f"{per_frame:.2f} s/frame) -> {_show(outcome.job.output)}{where}"
+
+
+def run_local(jobs: list[Job], manifest: Manifest, command: str, on_event: EventFn,
+              on_progress: ProgressFn) -> Iterator[JobOutcome]:
+    """The default executor: the jobs one by one in this process, in manifest order."""
+    for job in jobs:
+        tag = job_tag(job, manifest)
+        on_event(f"{tag}: {job_what(job)}")
+        yield run_job(job, manifest, command, on_note=lambda m, tag=tag: on_event(f"{tag}: note: {m}"),
+                      on_progress=on_progress)
+
+
 def run_batch(
     manifest: Manifest,
     *,
@@ -340,16 +427,19 @@ def run_batch(
     on_event: EventFn = noop,
     on_progress: ProgressFn = noop,
     command: str | None = None,
+    executor: Executor | None = None,
 ) -> BatchSummary:
-    """Run every job of a validated manifest in order; never raises for a job's failure.
+    """Run every job of a validated manifest; never raises for a job's failure.
 
     on_event(line): one line per event ("[2/3] beach: done in 12.3 s ...", notes, failures).
-    on_progress(done, total): frames of the running job (total may be None or change).
+    on_progress(done, total): frames of the running job (total may be None or change); with a
+    cluster executor, frames over the whole cluster.
     command: the command line that started the batch, recorded in each settings JSON with the
-    manifest path and the job. KeyboardInterrupt is logged and re-raised (finished frames stay).
+    manifest path and the job. executor: who runs the jobs that must run (default run_local: in
+    order, here; cluster.batch_executor: across a Ray cluster). KeyboardInterrupt is logged and
+    re-raised (finished frames stay).
     """
     t0 = time.perf_counter()
-    n = len(manifest.jobs)
     base_command = command or f"dreamvideo batch {manifest.path}"
     outcomes: list[JobOutcome] = []
     loaded: set[str] = set()  # models a dry run's earlier jobs load (their start-up is paid once)
@@ -359,73 +449,42 @@ def run_batch(
         except OSError as err:
             raise OutputError(f"cannot create the log folder {str(manifest.log_dir)!r} ({err.strerror}): "
                               "put the manifest in a folder you can write to") from None
+    todo: list[Job] = []
     for job in manifest.jobs:
-        tag = f"[{job.index}/{n}] {job.name}"
-        what = f"{job.kind} {_show(job.input) if job.input else '(noise)'} -> {_show(job.output)}"
+        tag = job_tag(job, manifest)
         try:
             done = done_reason(job)
             if dry_run:
-                outcomes.append(_plan(job, tag, what, done, on_event, loaded))
+                outcomes.append(_plan(job, tag, job_what(job), done, on_event, loaded))
                 continue
         except DreamVideoError as err:  # this job alone: the rest of the batch (or dry run) goes on
             reason = f"{manifest.path}: {job.label}: {_one_line(err)}"
             on_event(f"{tag}: FAILED: {reason}")
             outcomes.append(JobOutcome(job, "failed", reason=reason))
             continue
-        log = _Log(manifest.log_path(job))
-        log(f"=== {job.label} of {manifest.path}: {what}")
-        log(f"settings digest {job.settings.digest()}, preset {job.preset or '(none)'}, "
-            f"overrides {json.dumps(job.overrides, default=str)}")
         if done:
-            on_event(f"{tag}: skipped: {done}")
+            log = _Log(manifest.log_path(job))
+            log(f"=== {job.label} of {manifest.path}: {job_what(job)}")
             log(f"skipped: {done}")
+            on_event(f"{tag}: skipped: {done}")
             outcomes.append(JobOutcome(job, "skipped", reason=done, log=log.path))
             continue
-        on_event(f"{tag}: {what}")
-        start = time.perf_counter()
-
-        def note(message: str, tag: str = tag, log: _Log = log) -> None:
-            log(f"note: {message}")
-            on_event(f"{tag}: note: {message}")
-
-        job_command = f'{base_command} (manifest {manifest.path}, job {job.index} "{job.name}")'
-        try:
-            result = _render(job, manifest, job_command, note, on_progress)
-        except DreamVideoError as err:
-            outcomes.append(_failed(job, tag, _one_line(err), start, log, on_event))
-            continue
-        except KeyboardInterrupt:
-            log(f"interrupted after {_fmt_seconds(time.perf_counter() - start)}: finished frames are kept")
-            raise
-        except Exception as err:  # an unexpected bug must not cost the rest of the night
-            log(traceback.format_exc())
-            reason = f"{type(err).__name__}: {_one_line(err)} (traceback in {_show(log.path)})"
-            outcomes.append(_failed(job, tag, reason, start, log, on_event))
-            continue
-        seconds = time.perf_counter() - start
-        resumed = int(getattr(result, "resumed_frames", 0) or 0)
-        frames = int(getattr(result, "frames", 1) or 1)
-        extra = f", {resumed} frames resumed" if resumed else ""
-        per_frame = seconds / max(frames - resumed, 1)
-        line = f"done in {_fmt_seconds(seconds)} ({frames} frame{'s' if frames != 1 else ''}{extra}, " \
-               f"{per_frame:.2f} s/frame) -> {_show(job.output)}"
-        log(line)
-        log(f"settings: {_show(result.settings_path)}")
-        on_event(f"{tag}: {line}")
-        warnings = [str(w) for w in (getattr(result, "warnings", None) or [])]  # e.g. a damaged input
-        for w in warnings:
-            log(f"warning: {w}")
-            on_event(f"{tag}: warning: {w}")
-        outcomes.append(JobOutcome(job, "done", seconds=seconds, frames=frames, resumed_frames=resumed,
-                                   reason=f"warning: {warnings[0]}" if warnings else None, log=log.path))
+        todo.append(job)
+    if todo:
+        for outcome in (executor or run_local)(todo, manifest, base_command, on_event, on_progress):
+            tag = job_tag(outcome.job, manifest)
+            on_event(f"{tag}: {outcome_line(outcome)}")
+            for w in outcome.warnings:
+                on_event(f"{tag}: warning: {w}")
+            outcomes.append(outcome)
+    outcomes.sort(key=lambda o: o.job.index)
     return BatchSummary(manifest=manifest.path, dry_run=dry_run, outcomes=outcomes,
                         seconds=time.perf_counter() - t0)
 
 
-def _failed(job: Job, tag: str, reason: str, start: float, log: _Log, on_event: EventFn) -> JobOutcome:
+def _failed(job: Job, reason: str, start: float, log: _Log) -> JobOutcome:
     seconds = time.perf_counter() - start
     log(f"FAILED after {_fmt_seconds(seconds)}: {reason}")
-    on_event(f"{tag}: FAILED: {reason}")
     return JobOutcome(job, "failed", seconds=seconds, reason=reason, log=log.path)
 
 
@@ -462,6 +521,8 @@ def format_summary(summary: BatchSummary) -> list[str]:
         detail = o.reason if o.status in ("failed", "skipped", "would-skip") or (o.reason and summary.dry_run) \
             or (o.status == "done" and o.reason) \
             else _show(o.job.output)
+        if o.where:
+            detail = f"{detail or ''} (on {o.where})".strip()
         rows.append((str(o.job.index), o.job.name, o.status.upper() if o.status == "failed" else o.status,
                      time_text, frames, detail or ""))
     head = ("#", "job", "status", "time", "frames", "detail")

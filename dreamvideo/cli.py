@@ -82,10 +82,21 @@ _MOVING = " ".join(VIDEO_SUFFIXES)
 ImageOut = Annotated[str, typer.Option("--output", "-o", rich_help_panel="Output", help=f"Output image: {_STILL}.")]
 VideoOut = Annotated[str, typer.Option("--output", "-o", rich_help_panel="Output",
                                         help=f"Output video ({_MOVING}) or a folder/ for PNG frames.")]
+RayOpt = Annotated[Optional[str], typer.Option(
+    "--ray", rich_help_panel="Cluster", metavar="ADDRESS|auto|local",
+    help='Render on a Ray cluster: auto (the one this machine joined), HOST:PORT, or local (started for this run). '
+         'Needs pip install "dreamvideo[ray]".')]
+WorkersOpt = Annotated[Optional[int], typer.Option(
+    "--workers", min=1, max=4096, rich_help_panel="Cluster",
+    help="Ray workers (default: one per GPU, else one per node with all its CPUs); implies --ray local if no --ray.")]
+SegmentsOpt = Annotated[int, typer.Option(
+    "--segments", min=1, max=1024, rich_help_panel="Cluster",
+    help="Split each video into this many segments rendered in parallel, then joined (see --preroll, --join); "
+         "> 1 implies --ray local if no --ray.")]
 _TYPES = {"int": int, "float": float}
 
 
-_PANELS = ("Dream", "Coherence", "Camera", "Input", "Music", "Output")  # --help shows them in this order
+_PANELS = ("Dream", "Coherence", "Camera", "Input", "Music", "Output", "Cluster")  # --help shows them in this order
 
 
 def _default_text(name: str, rule: Rule) -> str:
@@ -233,6 +244,13 @@ class _Progress:
             self.bar.total = total  # headers lie about frame counts: follow the truth as it comes
         self.bar.update(done - self.bar.n)
 
+    def write(self, line: str) -> None:
+        """A line above the bar, which stays (one bar over a whole cluster run)."""
+        if self.bar is None:
+            typer.echo(line)
+        else:
+            self.bar.write(line, file=sys.stdout)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -281,17 +299,31 @@ def video(
         "--report", rich_help_panel="Output", help="Print flicker, strength hold, moving/static and drift; "
         "write <output>.report.png (input|output frames above a per-frame plot).")] = False,
     resume: ResumeOpt = True,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    segments: SegmentsOpt = 1,
     given: dict[str, Any] | None = None,
 ) -> None:
     """Dream a video, coherent in time, at the source's exact frame rate, with its audio."""
     with _user_errors():
+        address = _cluster_address(ray, workers, segments)
         settings = _settings(preset, given or {}, set_, schedule, react)
         from .render import render_video
 
         progress = _Progress()
         try:
-            result = render_video(input, output, settings, command=_command_line(), on_progress=progress,
-                                  on_note=_note, resume=resume, report=report)
+            if address is None:
+                result = render_video(input, output, settings, command=_command_line(), on_progress=progress,
+                                      on_note=_note, resume=resume, report=report)
+            else:
+                from .cluster import connect
+                from .cluster import render_video as render_on_cluster
+
+                with connect(address, workers=workers, on_event=_note) as pool:
+                    _note(f"Ray: {len(pool.workers)} worker(s) on {pool.nodes} node(s)")
+                    result = render_on_cluster(pool, input, output, settings, segments=segments,
+                                               command=_command_line(), on_progress=progress,
+                                               on_note=lambda m: progress.write(f"note: {m}"), resume=resume)
         finally:
             progress.close()
         _warn(result)
@@ -302,6 +334,16 @@ def video(
             from .render import report_path
 
             typer.echo(f"  report figure: {report_path(result.output)}")
+
+
+def _cluster_address(ray: str | None, workers: int | None, segments: int) -> str | None:
+    """The Ray address a command runs on (None = here, without Ray); ClusterError when Ray is missing."""
+    if ray is None and workers is None and segments <= 1:
+        return None
+    from .cluster import require_ray
+
+    require_ray()
+    return ray or "local"
 
 
 def _print_metrics(metrics: dict[str, float]) -> None:
@@ -357,10 +399,15 @@ def zoom(
     schedule: ScheduleOpt = None,
     react: ReactOpt = None,
     resume: ResumeOpt = True,
+    segments: Annotated[int, typer.Option("--segments", min=1, hidden=True)] = 1,
     given: dict[str, Any] | None = None,
 ) -> None:
     """Infinite zoom: from an image (or --noise), each frame is the last one moved by the camera and dreamed again."""
     with _user_errors():
+        if segments > 1:
+            from .segments import check_splittable
+
+            check_splittable("zoom")
         settings = _settings(preset, given or {}, set_, schedule, react)
         from .zoom import render_zoom
 
@@ -420,13 +467,17 @@ def layers_(
 def batch(
     manifest: Annotated[Path, typer.Argument(help="Batch manifest (.toml): defaults, then a table per job (see samples/night.toml).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would run, with estimated frames and time; render nothing.")] = False,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    segments: SegmentsOpt = 1,
 ) -> None:
     """Render a manifest of jobs: finished ones are skipped, an interrupted one resumes, a failed one does not stop the rest."""
     with _user_errors():
         from .batch import format_summary, load_manifest, run_batch
 
+        address = None if dry_run else _cluster_address(ray, workers, segments)
         loaded = load_manifest(manifest)
-        progress = _Progress()
+        progress = _Progress(desc="cluster" if address else "dreaming")
 
         def event(line: str) -> None:
             progress.close()  # each job gets its own bar; a line ends the current one
@@ -434,8 +485,16 @@ def batch(
             typer.echo(line)
 
         try:
-            summary = run_batch(loaded, dry_run=dry_run, on_event=event, on_progress=progress,
-                                command=_command_line())
+            if address is None:
+                summary = run_batch(loaded, dry_run=dry_run, on_event=event, on_progress=progress,
+                                    command=_command_line())
+            else:
+                from .cluster import batch_executor, connect
+
+                with connect(address, workers=workers, on_event=progress.write) as pool:
+                    progress.write(f"Ray: {len(pool.workers)} worker(s) on {pool.nodes} node(s)")
+                    summary = run_batch(loaded, on_event=progress.write, on_progress=progress,
+                                        command=_command_line(), executor=batch_executor(pool, segments))
         finally:
             progress.close()
         for line in format_summary(summary):

@@ -89,6 +89,10 @@ class VideoConfig:
     start: float = 0.0  # seconds into the source where the render starts, 0..1e6
     duration: float | None = None  # seconds of source to render, > 0 .. 1e6; None = to the end
     max_frames: int | None = None  # stop after this many frames, 1..1e7; None = no limit
+    # Segmented renders (--segments N): each segment after the first starts this many seconds early,
+    # 0..60 s, dreamed and thrown away, so its chain has settled by its first kept frame.
+    preroll: float = 1.0
+    join: float = 2.0  # seconds by which adjacent segments overlap, cross-faded, 0..10 s (0 = a hard cut)
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,11 @@ RULES: dict[str, Rule] = {
                      help="Seconds of source to render (unset: to the end)."),
     "max_frames": Rule("int", 1, 10_000_000, optional=True, panel="Input", commands=("video",),
                        help="Stop after this many frames."),
+    # video: segmented renders (--segments)
+    "preroll": Rule("float", 0, 60, panel="Coherence", commands=("video",),
+                    help="Segments: seconds dreamed before each segment's first kept frame, then dropped."),
+    "join": Rule("float", 0, 10, panel="Coherence", commands=("video",),
+                 help="Segments: seconds by which adjacent segments overlap, cross-faded."),
     # zoom: the camera
     "seconds": Rule("float", 0, 86400, lo_open=True, panel="Camera", commands=("zoom",),
                     help="Length of the animation, seconds."),

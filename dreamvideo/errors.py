@@ -41,3 +41,7 @@ class MediaError(DreamVideoError):
 class OutputKindError(OutputError, ConfigError):
     """An output of a kind this command does not write (a .png for a video): both a bad option value
     and an output that cannot be written, so callers catching either see it."""
+
+
+class ClusterError(DreamVideoError):
+    """Ray is not installed, no cluster can be reached, or a worker cannot see the shared storage."""

@@ -11,9 +11,13 @@ cuts) and its measurement in metrics.py (flicker, strength hold, drift, the repo
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import queue
 import threading
+import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ import numpy as np
 
 from .config import Settings
 from .errors import InputError
+from .files import write_atomic
 from .resume import input_identity
 from .toolkit import (
     IMAGE_KINDS,
@@ -44,7 +49,7 @@ from .toolkit import (
 )
 
 # Names kept importable from here for callers written before the toolkit existed.
-__all__ = ["RenderResult", "dream_image", "estimate_frames", "render_image",
+__all__ = ["RangeResult", "RenderResult", "dream_image", "estimate_frames", "render_image", "render_range",
            "render_video", "settings_path", "report_path",
            "seed_for_frame", "match_color"]
 
@@ -309,3 +314,157 @@ def decode_warnings(input: Path, frames: int, repeated: int, expected: int | Non
         out.append(f"{str(input)!r} has {repeated} broken frame{'s' if repeated != 1 else ''} that could not be "
                    "decoded: each was replaced by the previous good frame to keep the timing")
     return out
+
+
+# --- one range of a video (a segment of a split render) --------------------------------------------
+
+
+@dataclass
+class RangeResult:
+    """What render_range stored: frames ``start .. start + frames - 1`` of the render, in ``work``."""
+
+    work: Path  # the work folder holding the frames (resume.WorkDir layout)
+    start: int  # the render's frame index (0 = the frame at settings.video.start) of the first stored frame
+    frames: int  # frames stored, from ``start`` on (fewer than asked when the source ended first)
+    width: int  # frame width in pixels
+    height: int  # frame height in pixels
+    fps: str  # the source's exact frame rate, "num/den"
+    model: str  # the model that dreamed
+    seconds: float  # wall time of this call (0 when the range was already complete)
+    resumed_frames: int = 0  # frames found finished in the work folder and not dreamed again
+    # Per stored frame (index - start), the Metrics inputs: [strength, offset, flicker_out, flicker_in]
+    # (flicker entries None for a chain start). 0..255 scales.
+    per_frame: list[list[float | None]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # notices reported
+
+    def frame_path(self, index: int) -> Path:
+        """The stored PNG of the render's frame ``index`` (start <= index < start + frames)."""
+        from .resume import WorkDir
+
+        return WorkDir(self.work, "", None, root=self.work).frame_path(index - self.start)
+
+
+def render_range(
+    input: str | Path,
+    work: str | Path,
+    settings: Settings,
+    *,
+    start: int,
+    stop: int | None,
+    tag: str = "",
+    on_progress: ProgressFn = noop,
+    on_note: NoteFn = noop,
+    resume: bool = True,
+) -> RangeResult:
+    """Dream the render's frames ``start .. stop - 1`` (``stop`` None = to the end of the source) as one
+    chain that begins fresh at ``start``, and keep them as lossless frames in the folder ``work``.
+
+    Frame indices count from the frame at ``settings.video.start``, exactly as render_video numbers
+    them: seeds, schedules and audio reactions are those of the whole render. Frames before
+    ``start`` are decoded and skipped (exact, whatever the file's timestamps). Resumable: a second
+    call continues after the last stored frame; a complete range returns at once. ``tag`` is mixed
+    into the work folder's digest (a segment's plan), so another plan never reuses these frames.
+    """
+    from .controls import Controls
+    from .dream import get_engine
+    from .probe import probe, require_moving_video
+    from .resume import WorkDir
+
+    t0 = time.perf_counter()
+    input, work = Path(input), Path(work)
+    if start < 0 or (stop is not None and stop <= start):
+        raise ValueError(f"frame range [{start}, {stop}) is empty or negative")
+    info = require_moving_video(probe(input))
+    engine = get_engine(settings.dream)
+    controls = Controls.open(settings, clip=input)
+    notes: list[str] = []
+
+    def note(msg: str) -> None:
+        notes.append(msg)
+        on_note(msg)
+
+    estimate = estimate_frames(info, settings)
+    digest = f"{settings.digest()}/{tag}/{start}:{stop}"
+    store = WorkDir(work, digest, input_identity(input), root=work)
+    done = store.open(resume)  # takes this segment's lock: BusyError if another worker renders it
+    try:
+        return _render_range(input, work, settings, store, done, digest, info, engine, controls, start, stop,
+                             tag, estimate, notes, note, on_progress, t0)
+    finally:
+        store.release()
+
+
+def _render_range(input: Path, work: Path, settings: Settings, store: Any, done: int, digest: str, info: Any,
+                  engine: Any, controls: Any, start: int, stop: int | None, tag: str, estimate: int | None,
+                  notes: list[str], note: NoteFn, on_progress: ProgressFn, t0: float) -> RangeResult:
+    """render_range's body, with the segment's lock held."""
+    from .chain import VideoChain
+    from .decode import iter_frames
+    from .metrics import Metrics
+
+    fps: Fraction = info.fps
+    v = settings.video
+    complete = work / "range.json"
+    if done and complete.is_file():
+        try:
+            doc = json.loads(complete.read_text())
+            if doc.get("digest") == digest and int(doc.get("frames", -1)) == done:
+                doc.pop("digest")
+                return RangeResult(work=work, **{**doc, "seconds": 0.0, "resumed_frames": done})
+        except (OSError, ValueError, TypeError):
+            pass  # unreadable marker: finish the range again from its stored frames
+    if store.restarted_reason and "--no-resume" not in store.restarted_reason:
+        note(f"{tag or 'range'}: {store.restarted_reason}")
+    planned = (stop if stop is not None else max(estimate or 0, start + 1)) - start
+    if v.max_frames is not None:
+        stop = v.max_frames if stop is None else min(stop, v.max_frames)
+    frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
+                         max_frames=stop)
+    ranged = itertools.islice(frames, start, None)  # decoded and dropped: exact even with uneven timestamps
+    chain = VideoChain(engine, settings, controls)
+    metrics = Metrics()
+    q: queue.Queue = queue.Queue(maxsize=4)
+    halt = threading.Event()
+    producer = threading.Thread(target=_producer, args=(ranged, v.flow, max(done, 1), q, halt), daemon=True)
+    producer.start()
+    per_frame: list[list[float | None]] = []
+    count = 0
+    size: tuple[int, int] | None = None
+    try:
+        with store.discard_if_empty():
+            timeline = build_timeline(settings, input if info.has_audio else None, fps, estimate, v.start,
+                                      v.duration, cache=work / "features.npz")
+            while (item := q.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                local, raw, coh = item
+                size = (raw.shape[1], raw.shape[0])
+                index = start + local
+                values = timeline.values(index) if timeline is not None else None
+                if local < done:
+                    out8 = store.load_frame(local)
+                    if local == done - 1:
+                        chain.restore(raw, out8, values)
+                    per_frame.append([None, None, None, None])  # not measured again on a resume
+                else:
+                    prev_raw, prev_out = chain.prev_raw, chain.prev_out
+                    out8, step_info = chain.step(index, raw, coh, values)
+                    metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"], index)
+                    per_frame.append([metrics.strength[-1], metrics.offset[-1], metrics.flicker_out.get(index),
+                                      metrics.flicker_in.get(index)])
+                    store.save_frame(local, out8)
+                count += 1
+                on_progress(count, max(planned, count))
+            if size is None:
+                raise InputError(f"{input}: no frame decoded from frame {start} on: check the file plays, "
+                                 "and --start/--duration")
+    finally:
+        halt.set()
+        producer.join()  # a decoder thread still inside OpenCV at exit aborts the process
+    result = RangeResult(work=work, start=start, frames=count, width=size[0], height=size[1],
+                         fps=f"{fps.numerator}/{fps.denominator}", model=engine.name,
+                         seconds=time.perf_counter() - t0, resumed_frames=done, per_frame=per_frame, notes=notes)
+    doc = {"digest": digest, "start": start, "frames": count, "width": size[0], "height": size[1], "fps": result.fps,
+           "model": engine.name, "per_frame": per_frame, "notes": notes}
+    write_atomic(complete, json.dumps(doc))
+    return result

@@ -107,9 +107,10 @@ def frame_bytes(size: tuple[int, int]) -> int:
 class WorkDir:
     """Finished frames and resume state of one render; holds the output's lock while open."""
 
-    def __init__(self, output: Path, digest: str, source: dict[str, Any] | None):
+    def __init__(self, output: Path, digest: str, source: dict[str, Any] | None, *, root: Path | None = None):
+        """root: the folder to use instead of the output's own work folder (one segment of a split render)."""
         self.output = Path(output)
-        self.root = work_dir_for(output)
+        self.root = Path(root) if root is not None else work_dir_for(output)
         self.frames_dir = self.root / "frames"
         self.digest = digest  # settings digest; another one means start over
         self.source = source  # input identity; another one means start over

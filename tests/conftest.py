@@ -3,7 +3,8 @@
 Helpers (the SHARED/MEDIA paths, skip markers, ffmpeg, synthetic clips, reading outputs back) live in
 tests/helpers.py. Tests that need real weights or real media use ../shared (skipped cleanly where it is
 absent) or the bundled EfficientNet-Lite0; tests where the weights do not matter use the tiny model
-below, registered as "tiny" so every command can be exercised in seconds.
+(tests/tiny_model.py, its own module so Ray workers can load it too), registered as "tiny" so every
+command can be exercised in seconds.
 """
 
 from __future__ import annotations
@@ -47,30 +48,10 @@ def inception_weights() -> Path:
     return need(INCEPTION_WEIGHTS)
 
 
-def _build_tiny(weights: str | None):
-    """Three small conv layers with fixed seeded initialisers: a stand-in where weights do not matter."""
-    import keras
-
-    init = keras.initializers.GlorotUniform(seed=7)
-    inp = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", kernel_initializer=init, name="conv1")(inp)
-    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", kernel_initializer=init,
-                            name="conv2")(x)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", kernel_initializer=init, name="conv3")(x)
-    model = keras.Model(inp, x)
-    if weights:
-        model.load_weights(weights)
-    return model
-
-
 def _register_tiny() -> None:
-    from dreamvideo.model import ModelSpec, register
+    from tiny_model import register  # its own module, so Ray workers can register it too
 
-    register(ModelSpec(
-        name="tiny", description="test model (seeded random weights)", layers=("conv1", "conv2", "conv3"),
-        default_layers=("conv2", "conv3"), min_side=16, build=_build_tiny, to_input=lambda x: x,
-        bundled=lambda: _build_tiny(None), install_hint="(test model)",
-    ))
+    register()
 
 
 _register_tiny()
