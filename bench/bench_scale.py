@@ -101,12 +101,19 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     clips = [make_clip(w, h, args.job_frames, start_frame=100 + 60 * i) for i in range(args.jobs)]
     video = make_clip(w, h, args.video_frames, start_frame=20)
-    print(f"model {settings.dream.model}, frames {w}x{h}, batch {args.jobs} x {args.job_frames} frames, "
-          f"video {args.video_frames} frames at 10 fps; preroll {settings.video.preroll} s, "
-          f"join {settings.video.join} s")
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-             object_store_memory=256 * 2**20,
-             runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
+    print(
+        f"model {settings.dream.model}, frames {w}x{h}, batch {args.jobs} x {args.job_frames} frames, "
+        f"video {args.video_frames} frames at 10 fps; preroll {settings.video.preroll} s, "
+        f"join {settings.video.join} s"
+    )
+    ray.init(
+        num_cpus=os.cpu_count() or 2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        object_store_memory=256 * 2**20,
+        runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}},
+    )
     rows: dict[str, float] = {}
     loads: list[float] = []
     ceilings = [ceiling()]
@@ -139,22 +146,30 @@ def main() -> None:
     batch_ratio = rows["batch, 1 worker(s)"] / rows["batch, 2 worker(s)"]
     video_ratio = rows["video whole, 1 worker(s)"] / rows["video 2 segments, 2 worker(s)"]
     split_ratio = rows["video 2 segments, 1 worker(s)"] / rows["video 2 segments, 2 worker(s)"]
-    print(f"machine ceiling, 2 single-threaded processes vs 1 (before, after): "
-          f"{', '.join(f'{c:.2f}x' for c in ceilings)}")
+    print(
+        f"machine ceiling, 2 single-threaded processes vs 1 (before, after): {', '.join(f'{c:.2f}x' for c in ceilings)}"
+    )
     print(f"batch speed-up, 2 workers vs 1: {batch_ratio:.2f}x (target >= 1.8; {batch_ratio / top:.0%} of the ceiling)")
-    print(f"segmented video, 2 segments on 2 workers vs the whole video on 1: {video_ratio:.2f}x (target >= 1.6; "
-          f"{video_ratio / top:.0%} of the ceiling)")
-    print(f"  the same 2-segment split on 2 workers vs on 1: {split_ratio:.2f}x "
-          f"({split_ratio / top:.0%} of the ceiling)")
-    print(f"preroll share of the split's work: {dreamed - split.total} of {dreamed} frames dreamed are not output "
-          f"({(dreamed - split.total) / dreamed:.1%}: prerolls {sum(s.preroll for s in split.segments)}, "
-          f"joins {split.join * (len(split.segments) - 1)}), plus one extra first frame per segment after the first")
+    print(
+        f"segmented video, 2 segments on 2 workers vs the whole video on 1: {video_ratio:.2f}x (target >= 1.6; "
+        f"{video_ratio / top:.0%} of the ceiling)"
+    )
+    print(
+        f"  the same 2-segment split on 2 workers vs on 1: {split_ratio:.2f}x ({split_ratio / top:.0%} of the ceiling)"
+    )
+    print(
+        f"preroll share of the split's work: {dreamed - split.total} of {dreamed} frames dreamed are not output "
+        f"({(dreamed - split.total) / dreamed:.1%}: prerolls {sum(s.preroll for s in split.segments)}, "
+        f"joins {split.join * (len(split.segments) - 1)}), plus one extra first frame per segment after the first"
+    )
     if loads:
         per = sum(loads) / len(loads)
         saved = per * max(args.jobs - 1, 0)
-        print(f"model load per worker: {per:.1f} s; loading it per job instead would cost {args.jobs} loads: "
-              f"the actor saved {saved:.1f} s of {rows['batch, 1 worker(s)']:.1f} s on 1 worker "
-              f"({saved / rows['batch, 1 worker(s)']:.0%})")
+        print(
+            f"model load per worker: {per:.1f} s; loading it per job instead would cost {args.jobs} loads: "
+            f"the actor saved {saved:.1f} s of {rows['batch, 1 worker(s)']:.1f} s on 1 worker "
+            f"({saved / rows['batch, 1 worker(s)']:.0%})"
+        )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,25 @@ from .errors import DreamVideoError, InputError, OutputError
 from .manifest import JOB_KINDS, Job, Manifest, load_manifest
 from .toolkit import ProgressFn, noop, settings_path
 
-__all__ = ["BatchSummary", "Executor", "JOB_KINDS", "Job", "JobOutcome", "Manifest", "append_log", "done_reason",
-           "estimate", "format_summary", "job_tag", "job_what", "load_manifest", "outcome_line", "run_batch",
-           "run_job", "run_local"]
+__all__ = [
+    "BatchSummary",
+    "Executor",
+    "JOB_KINDS",
+    "Job",
+    "JobOutcome",
+    "Manifest",
+    "append_log",
+    "done_reason",
+    "estimate",
+    "format_summary",
+    "job_tag",
+    "job_what",
+    "load_manifest",
+    "outcome_line",
+    "run_batch",
+    "run_job",
+    "run_local",
+]
 
 # Rough cost of ONE gradient step on a 1-megapixel image, in seconds, for --dry-run estimates.
 # Measured once (not at run time) on a 2-core x86 CPU with TensorFlow 2.x: InceptionV3 ~1.9 s,
@@ -308,8 +324,7 @@ def _one_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-def _render(job: Job, manifest: Manifest, command: str, on_note: Callable[[str], None],
-            on_progress: ProgressFn) -> Any:
+def _render(job: Job, manifest: Manifest, command: str, on_note: Callable[[str], None], on_progress: ProgressFn) -> Any:
     """Call the job's renderer (imported here: tests replace it); returns its RenderResult.
 
     The output goes as its resolved target (path and kind, so a "run.6/" folder stays a folder);
@@ -322,8 +337,10 @@ def _render(job: Job, manifest: Manifest, command: str, on_note: Callable[[str],
     try:
         job.output.parent.mkdir(parents=True, exist_ok=True)  # the folder that holds the output, not the output
     except OSError as err:
-        raise OutputError(f"cannot create the folder {str(job.output.parent)!r} ({err.strerror}): "
-                          "choose an output in a folder you can write to") from None
+        raise OutputError(
+            f"cannot create the folder {str(job.output.parent)!r} ({err.strerror}): "
+            "choose an output in a folder you can write to"
+        ) from None
     record = {"batch": {"manifest": str(manifest.path), "job": job.name, "index": job.index}}
     common: dict[str, Any] = {"command": command, "on_note": on_note, "record": record}
     if job.kind == "image":
@@ -332,8 +349,9 @@ def _render(job: Job, manifest: Manifest, command: str, on_note: Callable[[str],
         return render_video(job.input, job.target, job.settings, on_progress=on_progress, resume=True, **common)
     from .zoom import render_zoom
 
-    return render_zoom(job.input, job.target, job.settings, on_progress=on_progress, resume=True,
-                       soundtrack=job.soundtrack, **common)
+    return render_zoom(
+        job.input, job.target, job.settings, on_progress=on_progress, resume=True, soundtrack=job.soundtrack, **common
+    )
 
 
 RenderFn = Callable[[Job, Manifest, str, Callable[[str], None], ProgressFn], Any]  # as _render
@@ -357,8 +375,15 @@ def job_what(job: Job) -> str:
     return f"{job.kind} {_show(job.input) if job.input else '(noise)'} -> {_show(job.output)}"
 
 
-def run_job(job: Job, manifest: Manifest, command: str, *, on_note: Callable[[str], None] = noop,
-            on_progress: ProgressFn = noop, render: RenderFn | None = None) -> JobOutcome:
+def run_job(
+    job: Job,
+    manifest: Manifest,
+    command: str,
+    *,
+    on_note: Callable[[str], None] = noop,
+    on_progress: ProgressFn = noop,
+    render: RenderFn | None = None,
+) -> JobOutcome:
     """Render one job that must run, with its log; never raises for the job's own failure (a
     DreamVideoError or a bug becomes a failed outcome). KeyboardInterrupt is logged and re-raised
     (finished frames stay). Runs wherever an executor calls it (a Ray worker too): it reads and
@@ -366,8 +391,10 @@ def run_job(job: Job, manifest: Manifest, command: str, *, on_note: Callable[[st
     """
     log = _Log(manifest.log_path(job))
     log(f"=== {job.label} of {manifest.path}: {job_what(job)}")
-    log(f"settings digest {job.settings.digest()}, preset {job.preset or '(none)'}, "
-        f"overrides {json.dumps(job.overrides, default=str)}")
+    log(
+        f"settings digest {job.settings.digest()}, preset {job.preset or '(none)'}, "
+        f"overrides {json.dumps(job.overrides, default=str)}"
+    )
     start = time.perf_counter()
 
     def note(message: str) -> None:
@@ -389,8 +416,16 @@ def run_job(job: Job, manifest: Manifest, command: str, *, on_note: Callable[[st
     resumed = int(getattr(result, "resumed_frames", 0) or 0)
     frames = int(getattr(result, "frames", 1) or 1)
     warnings = [str(w) for w in (getattr(result, "warnings", None) or [])]  # e.g. a damaged input
-    outcome = JobOutcome(job, "done", seconds=seconds, frames=frames, resumed_frames=resumed, log=log.path,
-                         reason=f"warning: {warnings[0]}" if warnings else None, warnings=warnings)
+    outcome = JobOutcome(
+        job,
+        "done",
+        seconds=seconds,
+        frames=frames,
+        resumed_frames=resumed,
+        log=log.path,
+        reason=f"warning: {warnings[0]}" if warnings else None,
+        warnings=warnings,
+    )
     log(outcome_line(outcome))
     log(f"settings: {_show(result.settings_path)}")
     for w in warnings:
@@ -406,18 +441,22 @@ def outcome_line(outcome: JobOutcome) -> str:
     frames, resumed = outcome.frames or 1, outcome.resumed_frames
     extra = f", {resumed} frames resumed" if resumed else ""
     per_frame = outcome.seconds / max(frames - resumed, 1)
-    return f"done in {_fmt_seconds(outcome.seconds)} ({frames} frame{'s' if frames != 1 else ''}{extra}, " \
-           f"{per_frame:.2f} s/frame) -> {_show(outcome.job.output)}{where}"
+    return (
+        f"done in {_fmt_seconds(outcome.seconds)} ({frames} frame{'s' if frames != 1 else ''}{extra}, "
+        f"{per_frame:.2f} s/frame) -> {_show(outcome.job.output)}{where}"
+    )
 
 
-def run_local(jobs: list[Job], manifest: Manifest, command: str, on_event: EventFn,
-              on_progress: ProgressFn) -> Iterator[JobOutcome]:
+def run_local(
+    jobs: list[Job], manifest: Manifest, command: str, on_event: EventFn, on_progress: ProgressFn
+) -> Iterator[JobOutcome]:
     """The default executor: the jobs one by one in this process, in manifest order."""
     for job in jobs:
         tag = job_tag(job, manifest)
         on_event(f"{tag}: {job_what(job)}")
-        yield run_job(job, manifest, command, on_note=lambda m, tag=tag: on_event(f"{tag}: note: {m}"),
-                      on_progress=on_progress)
+        yield run_job(
+            job, manifest, command, on_note=lambda m, tag=tag: on_event(f"{tag}: note: {m}"), on_progress=on_progress
+        )
 
 
 def run_batch(
@@ -447,8 +486,10 @@ def run_batch(
         try:
             manifest.log_dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise OutputError(f"cannot create the log folder {str(manifest.log_dir)!r} ({err.strerror}): "
-                              "put the manifest in a folder you can write to") from None
+            raise OutputError(
+                f"cannot create the log folder {str(manifest.log_dir)!r} ({err.strerror}): "
+                "put the manifest in a folder you can write to"
+            ) from None
     todo: list[Job] = []
     for job in manifest.jobs:
         tag = job_tag(job, manifest)
@@ -478,8 +519,7 @@ def run_batch(
                 on_event(f"{tag}: warning: {w}")
             outcomes.append(outcome)
     outcomes.sort(key=lambda o: o.job.index)
-    return BatchSummary(manifest=manifest.path, dry_run=dry_run, outcomes=outcomes,
-                        seconds=time.perf_counter() - t0)
+    return BatchSummary(manifest=manifest.path, dry_run=dry_run, outcomes=outcomes, seconds=time.perf_counter() - t0)
 
 
 def _failed(job: Job, reason: str, start: float, log: _Log) -> JobOutcome:
@@ -503,8 +543,14 @@ def _plan(job: Job, tag: str, what: str, done: str | None, on_event: EventFn, lo
     if remark:
         parts.append(remark)
     on_event(f"{tag}: would render {what} ({', '.join(parts)})")
-    return JobOutcome(job, "would-resume" if resumable else "would-run", frames=frames, resumed_frames=resumable,
-                      reason=remark or None, estimated_seconds=seconds)
+    return JobOutcome(
+        job,
+        "would-resume" if resumable else "would-run",
+        frames=frames,
+        resumed_frames=resumable,
+        reason=remark or None,
+        estimated_seconds=seconds,
+    )
 
 
 def format_summary(summary: BatchSummary) -> list[str]:
@@ -518,13 +564,25 @@ def format_summary(summary: BatchSummary) -> list[str]:
         frames = "-" if o.frames is None else str(o.frames)
         if o.frames is not None and o.resumed_frames:
             frames = f"{o.frames} ({o.resumed_frames} kept)"
-        detail = o.reason if o.status in ("failed", "skipped", "would-skip") or (o.reason and summary.dry_run) \
-            or (o.status == "done" and o.reason) \
+        detail = (
+            o.reason
+            if o.status in ("failed", "skipped", "would-skip")
+            or (o.reason and summary.dry_run)
+            or (o.status == "done" and o.reason)
             else _show(o.job.output)
+        )
         if o.where:
             detail = f"{detail or ''} (on {o.where})".strip()
-        rows.append((str(o.job.index), o.job.name, o.status.upper() if o.status == "failed" else o.status,
-                     time_text, frames, detail or ""))
+        rows.append(
+            (
+                str(o.job.index),
+                o.job.name,
+                o.status.upper() if o.status == "failed" else o.status,
+                time_text,
+                frames,
+                detail or "",
+            )
+        )
     head = ("#", "job", "status", "time", "frames", "detail")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
     lines = []
@@ -533,11 +591,14 @@ def format_summary(summary: BatchSummary) -> list[str]:
     if summary.dry_run:
         total = sum(o.estimated_seconds or 0 for o in summary.outcomes)
         frames = sum((o.frames or 0) - o.resumed_frames for o in summary.outcomes if o.status != "would-skip")
-        lines.append(f"dry run: {len(summary.outcomes)} jobs, ~{frames} frames to render, ~{_fmt_seconds(total)} "
-                     "estimated (rough); nothing was rendered")
+        lines.append(
+            f"dry run: {len(summary.outcomes)} jobs, ~{frames} frames to render, ~{_fmt_seconds(total)} "
+            "estimated (rough); nothing was rendered"
+        )
     else:
-        lines.append(f"{len(summary.done)} done, {len(summary.skipped)} skipped, {len(summary.failed)} failed "
-                     f"in {_fmt_seconds(summary.seconds)}; "
-                     f"logs in {_show(summary.manifest.parent / (summary.manifest.stem + '.logs'))}")
+        lines.append(
+            f"{len(summary.done)} done, {len(summary.skipped)} skipped, {len(summary.failed)} failed "
+            f"in {_fmt_seconds(summary.seconds)}; "
+            f"logs in {_show(summary.manifest.parent / (summary.manifest.stem + '.logs'))}"
+        )
     return lines
-

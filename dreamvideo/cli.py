@@ -67,32 +67,81 @@ def _bytes_safe_streams() -> None:
 # Every setting in config.RULES becomes a flag on the commands its rule names, in its help panel,
 # with its range and default in the help text: a new setting needs no edit here.
 
-PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", rich_help_panel="Dream",
-                                                  help="Preset name or .toml path (see `dreamvideo presets`).")]
-SetOpt = Annotated[Optional[list[str]], typer.Option(
-    "--set", rich_help_panel="Dream", help="Any setting as KEY=VALUE, e.g. --set detail_decay=0.9 (repeatable).")]
-ScheduleOpt = Annotated[Optional[list[str]], typer.Option(
-    "--schedule", rich_help_panel="Music", help='Keyframes in seconds, e.g. "step_size=0:0.01,10:0.03" (repeatable).')]
-ReactOpt = Annotated[Optional[list[str]], typer.Option(
-    "--react", rich_help_panel="Music", help='Audio reaction, e.g. "step_size=loudness:0.01..0.04" (repeatable).')]
-ResumeOpt = Annotated[bool, typer.Option("--resume/--no-resume", rich_help_panel="Output",
-                                         help="Continue an interrupted render from its finished frames.")]
+PresetOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--preset", "-p", rich_help_panel="Dream", help="Preset name or .toml path (see `dreamvideo presets`)."
+    ),
+]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--set", rich_help_panel="Dream", help="Any setting as KEY=VALUE, e.g. --set detail_decay=0.9 (repeatable)."
+    ),
+]
+ScheduleOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--schedule",
+        rich_help_panel="Music",
+        help='Keyframes in seconds, e.g. "step_size=0:0.01,10:0.03" (repeatable).',
+    ),
+]
+ReactOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--react", rich_help_panel="Music", help='Audio reaction, e.g. "step_size=loudness:0.01..0.04" (repeatable).'
+    ),
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume/--no-resume",
+        rich_help_panel="Output",
+        help="Continue an interrupted render from its finished frames.",
+    ),
+]
 _STILL = ", ".join(IMAGE_SUFFIXES)
 _MOVING = " ".join(VIDEO_SUFFIXES)
 ImageOut = Annotated[str, typer.Option("--output", "-o", rich_help_panel="Output", help=f"Output image: {_STILL}.")]
-VideoOut = Annotated[str, typer.Option("--output", "-o", rich_help_panel="Output",
-                                        help=f"Output video ({_MOVING}) or a folder/ for PNG frames.")]
-RayOpt = Annotated[Optional[str], typer.Option(
-    "--ray", rich_help_panel="Cluster", metavar="ADDRESS|auto|local",
-    help='Render on a Ray cluster: auto (the one this machine joined), HOST:PORT, or local (started for this run). '
-         'Needs pip install "dreamvideo[ray]".')]
-WorkersOpt = Annotated[Optional[int], typer.Option(
-    "--workers", min=1, max=4096, rich_help_panel="Cluster",
-    help="Ray workers (default: one per GPU, else one per node with all its CPUs); implies --ray local if no --ray.")]
-SegmentsOpt = Annotated[int, typer.Option(
-    "--segments", min=1, max=1024, rich_help_panel="Cluster",
-    help="Split each video into this many segments rendered in parallel, then joined (see --preroll, --join); "
-         "> 1 implies --ray local if no --ray.")]
+VideoOut = Annotated[
+    str,
+    typer.Option(
+        "--output", "-o", rich_help_panel="Output", help=f"Output video ({_MOVING}) or a folder/ for PNG frames."
+    ),
+]
+RayOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ray",
+        rich_help_panel="Cluster",
+        metavar="ADDRESS|auto|local",
+        help="Render on a Ray cluster: auto (the one this machine joined), HOST:PORT, or local (started for this run). "
+        'Needs pip install "dreamvideo[ray]".',
+    ),
+]
+WorkersOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--workers",
+        min=1,
+        max=4096,
+        rich_help_panel="Cluster",
+        help="Ray workers (default: one per GPU, else one per node with all its CPUs); "
+        "implies --ray local if no --ray.",
+    ),
+]
+SegmentsOpt = Annotated[
+    int,
+    typer.Option(
+        "--segments",
+        min=1,
+        max=1024,
+        rich_help_panel="Cluster",
+        help="Split each video into this many segments rendered in parallel, then joined (see --preroll, --join); "
+        "> 1 implies --ray local if no --ray.",
+    ),
+]
 _TYPES = {"int": int, "float": float}
 
 
@@ -146,8 +195,10 @@ def with_settings(command: str) -> Callable[[Callable[..., None]], Callable[...,
         sig = inspect.signature(fn)
         hints = get_type_hints(fn, include_extras=True)
         own = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values() if p.name != "given"]
-        extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                   annotation=_setting_option(n, RULES[n])) for n in names]
+        extra = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_setting_option(n, RULES[n]))
+            for n in names
+        ]
 
         @functools.wraps(fn)
         def command_fn(**kw: Any) -> None:
@@ -183,8 +234,13 @@ def _parse_set(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _settings(preset: str | None, given: dict[str, Any], set_: list[str] | None = None,
-              schedule: list[str] | None = None, react: list[str] | None = None) -> Settings:
+def _settings(
+    preset: str | None,
+    given: dict[str, Any],
+    set_: list[str] | None = None,
+    schedule: list[str] | None = None,
+    react: list[str] | None = None,
+) -> Settings:
     """defaults < preset < flags < --set (flags and --set are both the command line)."""
     from .presets import load_preset
 
@@ -279,8 +335,10 @@ def image(
 
         start = time.perf_counter()
         result = render_image(input, output, settings, command=_command_line(), on_note=_note)
-        typer.echo(f"wrote {result.output} ({result.width}x{result.height}, {result.model}, "
-                   f"{time.perf_counter() - start:.1f} s)")
+        typer.echo(
+            f"wrote {result.output} ({result.width}x{result.height}, {result.model}, "
+            f"{time.perf_counter() - start:.1f} s)"
+        )
 
 
 # --- video ---------------------------------------------------------------------------------------
@@ -295,9 +353,15 @@ def video(
     set_: SetOpt = None,
     schedule: ScheduleOpt = None,
     react: ReactOpt = None,
-    report: Annotated[bool, typer.Option(
-        "--report", rich_help_panel="Output", help="Print flicker, strength hold, moving/static and drift; "
-        "write <output>.report.png (input|output frames above a per-frame plot).")] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            rich_help_panel="Output",
+            help="Print flicker, strength hold, moving/static and drift; "
+            "write <output>.report.png (input|output frames above a per-frame plot).",
+        ),
+    ] = False,
     resume: ResumeOpt = True,
     ray: RayOpt = None,
     workers: WorkersOpt = None,
@@ -313,22 +377,40 @@ def video(
         progress = _Progress()
         try:
             if address is None:
-                result = render_video(input, output, settings, command=_command_line(), on_progress=progress,
-                                      on_note=_note, resume=resume, report=report)
+                result = render_video(
+                    input,
+                    output,
+                    settings,
+                    command=_command_line(),
+                    on_progress=progress,
+                    on_note=_note,
+                    resume=resume,
+                    report=report,
+                )
             else:
                 from .cluster import connect
                 from .cluster import render_video as render_on_cluster
 
                 with connect(address, workers=workers, on_event=_note) as pool:
                     _note(f"Ray: {len(pool.workers)} worker(s) on {pool.nodes} node(s)")
-                    result = render_on_cluster(pool, input, output, settings, segments=segments,
-                                               command=_command_line(), on_progress=progress,
-                                               on_note=lambda m: progress.write(f"note: {m}"), resume=resume)
+                    result = render_on_cluster(
+                        pool,
+                        input,
+                        output,
+                        settings,
+                        segments=segments,
+                        command=_command_line(),
+                        on_progress=progress,
+                        on_note=lambda m: progress.write(f"note: {m}"),
+                        resume=resume,
+                    )
         finally:
             progress.close()
         _warn(result)
-        typer.echo(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
-                   f"{result.seconds:.1f} s)")
+        typer.echo(
+            f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
+            f"{result.seconds:.1f} s)"
+        )
         if report:
             _print_metrics(result.metrics)
             from .render import report_path
@@ -347,13 +429,16 @@ def _cluster_address(ray: str | None, workers: int | None, segments: int) -> str
 
 
 def _print_metrics(metrics: dict[str, float]) -> None:
-    labels = {"flicker": "flicker (output / input, along the motion)", "strength": "dream strength (mean |out-in|, 0-255)",
-              "strength_settled": "settled dream strength (second half)",
-              "scratch_strength": "from-scratch strength (3 sampled frames)",
-              "settled_over_scratch": "settled / from-scratch strength",
-              "growth": "strength growth (last quarter / first)",
-              "moving_over_static": "strength on moving / static pixels",
-              "drift_per_100_frames": "brightness drift per 100 frames (0-255)"}
+    labels = {
+        "flicker": "flicker (output / input, along the motion)",
+        "strength": "dream strength (mean |out-in|, 0-255)",
+        "strength_settled": "settled dream strength (second half)",
+        "scratch_strength": "from-scratch strength (3 sampled frames)",
+        "settled_over_scratch": "settled / from-scratch strength",
+        "growth": "strength growth (last quarter / first)",
+        "moving_over_static": "strength on moving / static pixels",
+        "drift_per_100_frames": "brightness drift per 100 frames (0-255)",
+    }
     for key, value in metrics.items():
         typer.echo(f"  {labels.get(key, key)}: {value}")
 
@@ -365,7 +450,9 @@ def _print_metrics(metrics: dict[str, float]) -> None:
 def analyze(
     input: Annotated[Path, typer.Argument(help="An audio or video file with sound.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Plot image (.png or .jpg).")],
-    fps: Annotated[Optional[str], typer.Option(help="Frame rate to align features to (default: the video's, else 30).")] = None,
+    fps: Annotated[
+        Optional[str], typer.Option(help="Frame rate to align features to (default: the video's, else 30).")
+    ] = None,
     start: Annotated[Optional[float], typer.Option(min=0.0, help="Start this many seconds into the file.")] = None,
     duration: Annotated[Optional[float], typer.Option(min=0.001, help="Seconds to analyse.")] = None,
 ) -> None:
@@ -391,9 +478,15 @@ def analyze(
 def zoom(
     output: VideoOut,
     input: Annotated[Optional[Path], typer.Argument(help="Start image (PNG, JPEG, WebP, ...); or use --noise.")] = None,
-    soundtrack: Annotated[Optional[Path], typer.Option(
-        "--soundtrack", rich_help_panel="Music", dir_okay=False,
-        help="Sound file to mux in, cut to the animation (also drives --react).")] = None,
+    soundtrack: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--soundtrack",
+            rich_help_panel="Music",
+            dir_okay=False,
+            help="Sound file to mux in, cut to the animation (also drives --react).",
+        ),
+    ] = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
     schedule: ScheduleOpt = None,
@@ -413,15 +506,27 @@ def zoom(
 
         progress = _Progress()
         try:
-            result = render_zoom(input, output, settings, command=_command_line(), on_progress=progress,
-                                 on_note=_note, resume=resume, soundtrack=soundtrack)
+            result = render_zoom(
+                input,
+                output,
+                settings,
+                command=_command_line(),
+                on_progress=progress,
+                on_note=_note,
+                resume=resume,
+                soundtrack=soundtrack,
+            )
         finally:
             progress.close()
-        typer.echo(f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
-                   f"{result.seconds:.1f} s)")
+        typer.echo(
+            f"wrote {result.output} ({result.frames} frames, {result.width}x{result.height}, {result.model}, "
+            f"{result.seconds:.1f} s)"
+        )
         if settings.zoom.loop and "seam" in result.metrics:
-            typer.echo(f"  loop seam (mean |last - first|, 0-255): {result.metrics['seam']}; "
-                       f"median step between frames: {result.metrics.get('median_step')}")
+            typer.echo(
+                f"  loop seam (mean |last - first|, 0-255): {result.metrics['seam']}; "
+                f"median step between frames: {result.metrics.get('median_step')}"
+            )
 
 
 # --- layers (the gallery) -----------------------------------------------------------------------
@@ -432,14 +537,28 @@ def zoom(
 def layers_(
     input: Annotated[Path, typer.Argument(help="Image to dream on every layer (PNG, JPEG, WebP, ...).")],
     output: ImageOut,
-    layer: Annotated[Optional[str], typer.Option(
-        "--layer", rich_help_panel="Dream",
-        help="With --channels: the layer (default: the model's deepest default).")] = None,
-    channels: Annotated[Optional[int], typer.Option(
-        "--channels", min=1, max=256, rich_help_panel="Dream",
-        help="Show N channels of one layer, spread over its width, instead of one tile per layer.")] = None,
-    preset: Annotated[Optional[str], typer.Option(
-        "--preset", "-p", rich_help_panel="Dream", help="Preset for the tiles' sizes and steps.")] = "fast-preview",
+    layer: Annotated[
+        Optional[str],
+        typer.Option(
+            "--layer",
+            rich_help_panel="Dream",
+            help="With --channels: the layer (default: the model's deepest default).",
+        ),
+    ] = None,
+    channels: Annotated[
+        Optional[int],
+        typer.Option(
+            "--channels",
+            min=1,
+            max=256,
+            rich_help_panel="Dream",
+            help="Show N channels of one layer, spread over its width, instead of one tile per layer.",
+        ),
+    ] = None,
+    preset: Annotated[
+        Optional[str],
+        typer.Option("--preset", "-p", rich_help_panel="Dream", help="Preset for the tiles' sizes and steps."),
+    ] = "fast-preview",
     set_: SetOpt = None,
     given: dict[str, Any] | None = None,
 ) -> None:
@@ -451,13 +570,16 @@ def layers_(
 
         progress = _Progress(unit="tile")
         try:
-            result = render_layers(input, output, settings, layer=layer, channels=channels, on_progress=progress,
-                                   on_note=_note)
+            result = render_layers(
+                input, output, settings, layer=layer, channels=channels, on_progress=progress, on_note=_note
+            )
         finally:
             progress.close()
         cols, rows = result.grid
-        typer.echo(f"wrote {result.output} ({len(result.labels)} tiles of {result.tile[0]}x{result.tile[1]} in "
-                   f"{cols}x{rows}, {result.model}, {result.seconds:.1f} s)")
+        typer.echo(
+            f"wrote {result.output} ({len(result.labels)} tiles of {result.tile[0]}x{result.tile[1]} in "
+            f"{cols}x{rows}, {result.model}, {result.seconds:.1f} s)"
+        )
 
 
 # --- batch ---------------------------------------------------------------------------------------
@@ -465,13 +587,18 @@ def layers_(
 
 @app.command()
 def batch(
-    manifest: Annotated[Path, typer.Argument(help="Batch manifest (.toml): defaults, then a table per job (see samples/night.toml).")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would run, with estimated frames and time; render nothing.")] = False,
+    manifest: Annotated[
+        Path, typer.Argument(help="Batch manifest (.toml): defaults, then a table per job (see samples/night.toml).")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would run, with estimated frames and time; render nothing.")
+    ] = False,
     ray: RayOpt = None,
     workers: WorkersOpt = None,
     segments: SegmentsOpt = 1,
 ) -> None:
-    """Render a manifest of jobs: finished ones are skipped, an interrupted one resumes, a failed one does not stop the rest."""
+    """Render a manifest of jobs: finished ones are skipped, an interrupted one resumes, a failed one does not
+    stop the rest."""
     with _user_errors():
         from .batch import format_summary, load_manifest, run_batch
 
@@ -486,15 +613,21 @@ def batch(
 
         try:
             if address is None:
-                summary = run_batch(loaded, dry_run=dry_run, on_event=event, on_progress=progress,
-                                    command=_command_line())
+                summary = run_batch(
+                    loaded, dry_run=dry_run, on_event=event, on_progress=progress, command=_command_line()
+                )
             else:
                 from .cluster import batch_executor, connect
 
                 with connect(address, workers=workers, on_event=progress.write) as pool:
                     progress.write(f"Ray: {len(pool.workers)} worker(s) on {pool.nodes} node(s)")
-                    summary = run_batch(loaded, on_event=progress.write, on_progress=progress,
-                                        command=_command_line(), executor=batch_executor(pool, segments))
+                    summary = run_batch(
+                        loaded,
+                        on_event=progress.write,
+                        on_progress=progress,
+                        command=_command_line(),
+                        executor=batch_executor(pool, segments),
+                    )
         finally:
             progress.close()
         for line in format_summary(summary):
@@ -521,7 +654,7 @@ def presets_list(ctx: typer.Context) -> None:
 def presets_show(name: Annotated[str, typer.Argument(help="Preset name or .toml path.")]) -> None:
     """Show a preset's fully resolved settings (TOML)."""
     with _user_errors():
-        from .presets import read_preset, load_preset
+        from .presets import load_preset, read_preset
 
         p = read_preset(name)
         typer.echo(f"# {p.name}: {p.description}\n# from {p.path}")
@@ -564,9 +697,12 @@ class _ModelsGroup(typer.core.TyperGroup):
         return super().resolve_command(ctx, args)
 
 
-models_app = typer.Typer(cls=_ModelsGroup, invoke_without_command=True,
-                         help="Each model, its default layers, and where its weights come from right now; "
-                              "`dreamvideo models NAME` shows one.")
+models_app = typer.Typer(
+    cls=_ModelsGroup,
+    invoke_without_command=True,
+    help="Each model, its default layers, and where its weights come from right now; "
+    "`dreamvideo models NAME` shows one.",
+)
 app.add_typer(models_app, name="models")
 
 
@@ -590,8 +726,12 @@ def _print_models(names: list[str], list_layers: bool, details: bool = False) ->
 def models_list(
     ctx: typer.Context,
     list_layers: Annotated[bool, typer.Option("--list-layers", help="List the layers one can dream on.")] = False,
-    retry_download: Annotated[bool, typer.Option(
-        "--retry-download", help="Forget recorded failed downloads and try InceptionV3's download again now.")] = False,
+    retry_download: Annotated[
+        bool,
+        typer.Option(
+            "--retry-download", help="Forget recorded failed downloads and try InceptionV3's download again now."
+        ),
+    ] = False,
     classes: Annotated[bool, typer.Option("--classes", help="List the ImageNet classes for --dream-class.")] = False,
 ) -> None:
     """Each model, its default layers, and where its weights come from right now.
@@ -626,7 +766,6 @@ def models_show(
 ) -> None:
     """One model's details, and the objectives it supports (layers, channels per layer, classes)."""
     with _user_errors():
-
         if classes:
             _print_classes()
             return
@@ -646,10 +785,15 @@ def _print_objectives(spec: Any) -> None:
     from .objective import layer_channels
 
     widths = layer_channels(spec)
-    cls = ("yes, --dream-class NAME or 0..999 (see `dreamvideo models --classes`)" if spec.class_layer
-           else "no (no classifier: use " + ", ".join(m for m in model_names() if get_spec(m).class_layer) + ")")
-    typer.echo(f"{'':<20} objectives: layers (--layers NAME), channels (NAME:CHANNEL), weights "
-               f"(NAME=WEIGHT), guide images (--guide)")
+    cls = (
+        "yes, --dream-class NAME or 0..999 (see `dreamvideo models --classes`)"
+        if spec.class_layer
+        else "no (no classifier: use " + ", ".join(m for m in model_names() if get_spec(m).class_layer) + ")"
+    )
+    typer.echo(
+        f"{'':<20} objectives: layers (--layers NAME), channels (NAME:CHANNEL), weights "
+        f"(NAME=WEIGHT), guide images (--guide)"
+    )
     typer.echo(f"{'':<20} classes: {cls}")
     for layer_name, width in widths.items():
         typer.echo(f"{'':<20}   {layer_name:<14} {width:>5} channels (0..{width - 1})")
@@ -670,9 +814,14 @@ def models_install(
 
 @app.command()
 def doctor(
-    deep: Annotated[bool, typer.Option(
-        "--deep", help="Also import TensorFlow and run a convolution where there is no GPU "
-                       "(a few seconds; with a GPU that always happens).")] = False,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also import TensorFlow and run a convolution where there is no GPU "
+            "(a few seconds; with a GPU that always happens).",
+        ),
+    ] = False,
 ) -> None:
     """Check ffmpeg, TensorFlow and each GPU (name, memory, a convolution), each model's weights, the caches."""
     from .doctor import run_checks

@@ -135,8 +135,14 @@ class Worker:
 
     def info(self) -> dict[str, Any]:
         """Where this worker runs."""
-        return {"label": self.label, "node_id": self.node_id, "ip": self.ip, "host": socket.gethostname(),
-                "pid": os.getpid(), "threads": self.threads}
+        return {
+            "label": self.label,
+            "node_id": self.node_id,
+            "ip": self.ip,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "threads": self.threads,
+        }
 
     def sees(self, folder: str, name: str, token: str) -> bool:
         """True if ``folder/name`` holds ``token``: this node sees the driver's storage at the same path."""
@@ -186,37 +192,59 @@ class Worker:
             elif unit.kind == "video":
                 input, output, settings, command = unit.payload
                 load = self._load(settings)
-                value = render.render_video(input, output, settings, command=command, on_progress=progress,
-                                            on_note=note, resume=True)
+                value = render.render_video(
+                    input, output, settings, command=command, on_progress=progress, on_note=note, resume=True
+                )
             elif unit.kind == "segment":
                 split, segment = unit.payload
                 load = self._load(split.settings)
                 value = segments.render_segment(split, segment, on_progress=progress, on_note=note)
             elif unit.kind == "assemble":
                 split, results, where, command = unit.payload
-                value = segments.assemble(split, results, command=command, on_progress=progress, on_note=note,
-                                          where=where)
+                value = segments.assemble(
+                    split, results, command=command, on_progress=progress, on_note=note, where=where
+                )
             else:  # pragma: no cover - a developer error
                 raise ValueError(f"unknown unit kind {unit.kind!r}")
         except DreamVideoError as err:
-            return UnitResult(False, error=_one_line(err), error_type=type(err).__name__, where=self.label,
-                              seconds=time.perf_counter() - t0, load_seconds=load)
+            return UnitResult(
+                False,
+                error=_one_line(err),
+                error_type=type(err).__name__,
+                where=self.label,
+                seconds=time.perf_counter() - t0,
+                load_seconds=load,
+            )
         except Exception as err:  # noqa: BLE001 - a bug fails its unit, not the night
             text = traceback.format_exc(limit=8).strip().splitlines()
-            return UnitResult(False, error=f"{type(err).__name__}: {_one_line(err)} ({text[-3].strip()})",
-                              error_type=type(err).__name__, where=self.label, seconds=time.perf_counter() - t0,
-                              load_seconds=load)
+            return UnitResult(
+                False,
+                error=f"{type(err).__name__}: {_one_line(err)} ({text[-3].strip()})",
+                error_type=type(err).__name__,
+                where=self.label,
+                seconds=time.perf_counter() - t0,
+                load_seconds=load,
+            )
         return UnitResult(True, value=value, where=self.label, seconds=time.perf_counter() - t0, load_seconds=load)
 
 
-def _assemble_job(split: Any, results: Sequence[Any], where: Sequence[str], job: Any, manifest: Any, command: str,
-                  on_note: Callable[[str], None], on_progress: ProgressFn) -> Any:
+def _assemble_job(
+    split: Any,
+    results: Sequence[Any],
+    where: Sequence[str],
+    job: Any,
+    manifest: Any,
+    command: str,
+    on_note: Callable[[str], None],
+    on_progress: ProgressFn,
+) -> Any:
     """batch.run_job's renderer for a split video job: join its finished segments."""
     from .segments import assemble
 
     record = {"batch": {"manifest": str(manifest.path), "job": job.name, "index": job.index}}
-    return assemble(split, results, command=command, on_progress=on_progress, on_note=on_note, where=where,
-                    record=record)
+    return assemble(
+        split, results, command=command, on_progress=on_progress, on_note=on_note, where=where, record=record
+    )
 
 
 def _frames_text(seg: Any) -> str:
@@ -290,8 +318,10 @@ class Pool:
         try:
             (folder / name).write_text(token)
         except OSError as err:
-            raise ClusterError(f"cannot write in {str(folder)!r} ({err.strerror}): the cluster's work is shared "
-                               "through files, so the folder must be writable") from None
+            raise ClusterError(
+                f"cannot write in {str(folder)!r} ({err.strerror}): the cluster's work is shared "
+                "through files, so the folder must be writable"
+            ) from None
         try:
             seen = self.ray.get([s.handle.sees.remote(str(folder), name, token) for s in self.slots])
         finally:
@@ -302,7 +332,8 @@ class Pool:
                 raise ClusterError(
                     f"the worker on {slot.info.get('host', '?')} ({slot.label}) cannot see {str(folder)!r}: inputs, "
                     "outputs and work folders must be on storage every node mounts at the same path (e.g. NFS); "
-                    "mount it there, or use --ray local")
+                    "mount it there, or use --ray local"
+                )
 
     def _replace(self, slot: _Slot) -> tuple[Any, _Slot]:
         """A new actor like a dead one (same resources, soft affinity to the same node)."""
@@ -314,9 +345,15 @@ class Pool:
         new = _Slot(handle, slot.options, number)
         return handle.info.remote(), new
 
-    def run(self, units: Iterable[Unit], *, on_event: EventFn = _noop, on_progress: ProgressFn = _noop,
-            follow: Callable[[Unit, UnitResult], list[Unit]] | None = None,
-            skip: Callable[[Unit], bool] | None = None) -> Iterator[tuple[Unit, UnitResult]]:
+    def run(
+        self,
+        units: Iterable[Unit],
+        *,
+        on_event: EventFn = _noop,
+        on_progress: ProgressFn = _noop,
+        follow: Callable[[Unit, UnitResult], list[Unit]] | None = None,
+        skip: Callable[[Unit], bool] | None = None,
+    ) -> Iterator[tuple[Unit, UnitResult]]:
         """Run units on the workers as they free up; yield (unit, result) as each finishes.
 
         follow(unit, result): units that may start now (a split video's assembly after its last
@@ -366,9 +403,15 @@ class Pool:
                     pass  # no worker free yet: wait for a replacement to start
                 elif ready:
                     for unit in list(ready):
-                        yield unit, UnitResult(False, error="no Ray worker is left to run it: check the cluster "
-                                                            "(`ray status`) and run the same command again",
-                                               error_type="ClusterError")
+                        yield (
+                            unit,
+                            UnitResult(
+                                False,
+                                error="no Ray worker is left to run it: check the cluster "
+                                "(`ray status`) and run the same command again",
+                                error_type="ClusterError",
+                            ),
+                        )
                     return
             waiting = list(inflight) + list(starting)
             t0 = time.perf_counter()
@@ -399,13 +442,18 @@ class Pool:
                     starting[info_ref] = new
                     reason = _one_line(err).split(". ")[0][:160]
                     if n < MAX_ATTEMPTS:
-                        on_event(f"{unit.label}: the worker {slot.label} died ({reason}); running it again, "
-                                 f"from its finished frames")
+                        on_event(
+                            f"{unit.label}: the worker {slot.label} died ({reason}); running it again, "
+                            f"from its finished frames"
+                        )
                         ready.appendleft(unit)
                         continue
-                    result = UnitResult(False, error=f"its worker died {n} times (last: {reason}); run the same "
-                                                     "command again to resume", error_type="ClusterError",
-                                        where=slot.label)
+                    result = UnitResult(
+                        False,
+                        error=f"its worker died {n} times (last: {reason}); run the same command again to resume",
+                        error_type="ClusterError",
+                        where=slot.label,
+                    )
                 else:
                     idle.append(slot)
                     if result.load_seconds > 0:
@@ -413,7 +461,7 @@ class Pool:
                 finished.add(unit.key)
                 if planned.get(unit.key):
                     done_frames[unit.key] = planned[unit.key]
-                for extra in (follow(unit, result) if follow is not None else []):
+                for extra in follow(unit, result) if follow is not None else []:
                     ready.append(extra)
                     planned[extra.key] = extra.frames
                     labels[extra.key] = extra.label
@@ -443,15 +491,23 @@ def _init(ray: Any, address: str, temp_dir: str | None) -> bool:
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
     try:
         if address == "local":
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, object_store_memory=256 * 2**20,
-                     runtime_env={"env_vars": {"PYTHONPATH": _python_path()}}, _temp_dir=temp_dir, **quiet)
+            ray.init(
+                num_cpus=os.cpu_count() or 1,
+                include_dashboard=False,
+                object_store_memory=256 * 2**20,
+                runtime_env={"env_vars": {"PYTHONPATH": _python_path()}},
+                _temp_dir=temp_dir,
+                **quiet,
+            )
         else:
             ray.init(address=address, **quiet)
     except Exception as err:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError, by version
         where = "on this machine" if address == "auto" else f"at {address!r}"
-        raise ClusterError(f"cannot reach a Ray cluster {where} ({_one_line(err)[:160]}): start one with "
-                           "`ray start --head` (then `ray start --address HEAD:6379` on the others), or use "
-                           "--ray local") from None
+        raise ClusterError(
+            f"cannot reach a Ray cluster {where} ({_one_line(err)[:160]}): start one with "
+            "`ray start --head` (then `ray start --address HEAD:6379` on the others), or use "
+            "--ray local"
+        ) from None
     return True
 
 
@@ -473,13 +529,22 @@ def _worker_options(ray: Any, workers: int | None, threads: int | None) -> list[
                 out.append(({**base, "num_cpus": cpus, "scheduling_strategy": strategy}, threads or int(cpus)))
         return out
     share = max(float(resources.get("CPU", 1)) / workers, 0.01)
-    return [({**base, "num_cpus": share, "scheduling_strategy": "SPREAD"}, threads or max(int(share), 1))
-            for _ in range(workers)]
+    return [
+        ({**base, "num_cpus": share, "scheduling_strategy": "SPREAD"}, threads or max(int(share), 1))
+        for _ in range(workers)
+    ]
 
 
 @contextlib.contextmanager
-def connect(address: str = "local", *, workers: int | None = None, threads: int | None = None,
-            setup: str | None = None, temp_dir: str | None = None, on_event: EventFn = _noop) -> Iterator[Pool]:
+def connect(
+    address: str = "local",
+    *,
+    workers: int | None = None,
+    threads: int | None = None,
+    setup: str | None = None,
+    temp_dir: str | None = None,
+    on_event: EventFn = _noop,
+) -> Iterator[Pool]:
     """Connect to a Ray cluster (``auto``, ``HOST:PORT``) or start one here (``local``), start the workers,
     yield the Pool; stop the workers (and a Ray started here) on the way out.
 
@@ -525,9 +590,11 @@ def connect(address: str = "local", *, workers: int | None = None, threads: int 
                 with contextlib.suppress(Exception):
                     ray.kill(slot.handle)
         if not live:
-            raise ClusterError(f"no worker started within {START_TIMEOUT:.0f} s on the Ray cluster "
-                               f"({ray.cluster_resources()}): check `ray status` and that dreamvideo is installed "
-                               "on every node")
+            raise ClusterError(
+                f"no worker started within {START_TIMEOUT:.0f} s on the Ray cluster "
+                f"({ray.cluster_resources()}): check `ray status` and that dreamvideo is installed "
+                "on every node"
+            )
         live.sort(key=lambda s: s.number)
         pool = Pool(ray, live, tracker, (threads, gpu, setup), on_event)
         yield pool
@@ -544,8 +611,9 @@ def connect(address: str = "local", *, workers: int | None = None, threads: int 
 def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]]:
     """A batch.run_batch executor that runs the jobs across the pool (video jobs split in ``segments``)."""
 
-    def execute(jobs: list[Any], manifest: Any, command: str, on_event: EventFn,
-                on_progress: ProgressFn) -> Iterator[Any]:
+    def execute(
+        jobs: list[Any], manifest: Any, command: str, on_event: EventFn, on_progress: ProgressFn
+    ) -> Iterator[Any]:
         from .batch import JobOutcome, append_log, estimate, job_tag, job_what
         from .segments import make_plan
 
@@ -561,8 +629,10 @@ def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]
                     try:
                         job.output.parent.mkdir(parents=True, exist_ok=True)  # as batch's own renderer does
                     except OSError as err:
-                        raise OutputError(f"cannot create the folder {str(job.output.parent)!r} ({err.strerror}): "
-                                           "choose an output in a folder you can write to") from None
+                        raise OutputError(
+                            f"cannot create the folder {str(job.output.parent)!r} ({err.strerror}): "
+                            "choose an output in a folder you can write to"
+                        ) from None
                     split = make_plan(job.input, job.target, job.settings, segments)
                 except DreamVideoError as err:
                     append_log(manifest, job, f"FAILED: {_one_line(err)}")
@@ -570,18 +640,28 @@ def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]
                     continue
                 splits[job.index] = (split, {}, {})
                 for seg in split.segments:
-                    units.append(Unit(f"{job.index}/{seg.index}", "segment", (split, seg),
-                                      max(seg.frames_planned(split.total), 1), f"{tag} segment {seg.name}",
-                                      _frames_text(seg)))
+                    units.append(
+                        Unit(
+                            f"{job.index}/{seg.index}",
+                            "segment",
+                            (split, seg),
+                            max(seg.frames_planned(split.total), 1),
+                            f"{tag} segment {seg.name}",
+                            _frames_text(seg),
+                        )
+                    )
                 continue
             if segments > 1 and job.kind == "zoom":
-                on_event(f"{tag}: note: a zoom cannot be split into segments (each frame is dreamed from the one "
-                         "before): it runs whole, on one worker")
+                on_event(
+                    f"{tag}: note: a zoom cannot be split into segments (each frame is dreamed from the one "
+                    "before): it runs whole, on one worker"
+                )
             frames = 1
             with contextlib.suppress(DreamVideoError, OSError, ValueError):
                 frames = estimate(job)[0] or 1
-            units.append(Unit(str(job.index), "job", (job, manifest, command, None, None, None), frames, tag,
-                              job_what(job)))
+            units.append(
+                Unit(str(job.index), "job", (job, manifest, command, None, None, None), frames, tag, job_what(job))
+            )
 
         def follow(unit: Unit, result: UnitResult) -> list[Unit]:
             if unit.kind != "segment" or not result.ok:
@@ -595,8 +675,15 @@ def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]
             job = by_index[index]
             ordered = [results[k] for k in range(len(split.segments))]
             wheres = [where[k] for k in range(len(split.segments))]
-            return [Unit(f"{index}/join", "job", (job, manifest, command, split, ordered, wheres),
-                         0, f"{job_tag(job, manifest)} join")]
+            return [
+                Unit(
+                    f"{index}/join",
+                    "job",
+                    (job, manifest, command, split, ordered, wheres),
+                    0,
+                    f"{job_tag(job, manifest)} join",
+                )
+            ]
 
         def skip(unit: Unit) -> bool:
             return unit.kind == "segment" and int(unit.key.split("/")[0]) in failed
@@ -626,9 +713,18 @@ def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]
     return execute
 
 
-def render_video(pool: Pool, input: str | Path, output: str | Path, settings: Any, *, segments: int = 1,
-                 command: str | None = None, on_progress: ProgressFn = _noop, on_note: EventFn = _noop,
-                 resume: bool = True) -> Any:
+def render_video(
+    pool: Pool,
+    input: str | Path,
+    output: str | Path,
+    settings: Any,
+    *,
+    segments: int = 1,
+    command: str | None = None,
+    on_progress: ProgressFn = _noop,
+    on_note: EventFn = _noop,
+    resume: bool = True,
+) -> Any:
     """Render one video on the pool: whole on one worker, or split in ``segments`` run in parallel and
     joined. Returns render.RenderResult; raises the unit's error type (one line) when it fails."""
     import shutil
@@ -650,8 +746,7 @@ def render_video(pool: Pool, input: str | Path, output: str | Path, settings: An
     if segments <= 1:
         if not resume:
             shutil.rmtree(work_dir_for(output), ignore_errors=True)
-        units = [Unit("video", "video", (input, target, settings, command), estimate_frames(info, settings) or 1,
-                      name)]
+        units = [Unit("video", "video", (input, target, settings, command), estimate_frames(info, settings) or 1, name)]
         follow = None
     else:
         if not resume:
@@ -659,8 +754,17 @@ def render_video(pool: Pool, input: str | Path, output: str | Path, settings: An
         split = make_plan(input, target, settings, segments)
         results: dict[int, Any] = {}
         where: dict[int, str] = {}
-        units = [Unit(f"s{seg.index}", "segment", (split, seg), max(seg.frames_planned(split.total), 1),
-                      f"{name} segment {seg.name}", _frames_text(seg)) for seg in split.segments]
+        units = [
+            Unit(
+                f"s{seg.index}",
+                "segment",
+                (split, seg),
+                max(seg.frames_planned(split.total), 1),
+                f"{name} segment {seg.name}",
+                _frames_text(seg),
+            )
+            for seg in split.segments
+        ]
 
         def follow(unit: Unit, result: UnitResult) -> list[Unit]:
             if unit.kind != "segment" or not result.ok:
@@ -675,8 +779,9 @@ def render_video(pool: Pool, input: str | Path, output: str | Path, settings: An
 
     final = None
     failed: list[UnitResult] = []
-    for unit, result in pool.run(units, on_event=on_note, on_progress=on_progress, follow=follow,
-                                 skip=lambda u: bool(failed)):
+    for unit, result in pool.run(
+        units, on_event=on_note, on_progress=on_progress, follow=follow, skip=lambda u: bool(failed)
+    ):
         if not result.ok:
             failed.append(result)
             continue
@@ -690,5 +795,15 @@ def render_video(pool: Pool, input: str | Path, output: str | Path, settings: An
     return final
 
 
-__all__ = ["MODES", "Pool", "RAY_HINT", "Unit", "UnitResult", "Worker", "batch_executor", "connect",
-           "render_video", "require_ray"]
+__all__ = [
+    "MODES",
+    "Pool",
+    "RAY_HINT",
+    "Unit",
+    "UnitResult",
+    "Worker",
+    "batch_executor",
+    "connect",
+    "render_video",
+    "require_ray",
+]

@@ -214,114 +214,350 @@ _CHAIN = ("video", "zoom")  # settings of frames seeded from the previous one: v
 
 RULES: dict[str, Rule] = {
     # dream
-    "model": Rule("str", optional=True, help="Model (see `dreamvideo models`); unset: inception_v3, else the bundled"
-                  " efficientnet_lite0 offline."),
+    "model": Rule(
+        "str",
+        optional=True,
+        help="Model (see `dreamvideo models`); unset: inception_v3, else the bundled efficientnet_lite0 offline.",
+    ),
     "weights": Rule("str", optional=True, help="Local weights file for the model (offline machines)."),
-    "layers": Rule("layers", optional=True, help="Comma-separated layers to dream on, e.g. mixed3,mixed5;"
-                   " NAME:CHANNEL for one channel, NAME=WEIGHT to weigh it, e.g. mixed4:97,mixed3=0.5"
-                   " (unset: the model's defaults)."),
+    "layers": Rule(
+        "layers",
+        optional=True,
+        help="Comma-separated layers to dream on, e.g. mixed3,mixed5;"
+        " NAME:CHANNEL for one channel, NAME=WEIGHT to weigh it, e.g. mixed4:97,mixed3=0.5"
+        " (unset: the model's defaults).",
+    ),
     "loss": Rule("choice", choices=LOSSES, help="Objective: mean activation (smooth) or mean square (harsher)."),
     "octaves": Rule("int", 1, 12, vary=True, help="Octave pyramid levels."),
     "octave_scale": Rule("float", 1, 4, lo_open=True, vary=True, help="Size ratio between octaves."),
     "steps": Rule("int", 0, 1000, vary=True, help="Gradient steps per octave (0 = no dreaming)."),
     "step_size": Rule("float", 0, 1, vary=True, help="Step size in [-1, 1] image units."),
     "jitter": Rule("int", 0, 256, vary=True, help="Max random roll per step, pixels."),
-    "octave_detail": Rule("float", 0, 1, vary=True, help="Share of each octave's dream detail carried to the next"
-                          " (1 = classic pyramid; lower = finer octaves dream more from the source)."),
-    "precision": Rule("choice", choices=PRECISIONS, help="Model compute precision: bfloat16 is faster on CPUs with"
-                      " AVX512_BF16/AMX, float16 on GPUs; auto probes at start-up. The image stays float32."),
+    "octave_detail": Rule(
+        "float",
+        0,
+        1,
+        vary=True,
+        help="Share of each octave's dream detail carried to the next"
+        " (1 = classic pyramid; lower = finer octaves dream more from the source).",
+    ),
+    "precision": Rule(
+        "choice",
+        choices=PRECISIONS,
+        help="Model compute precision: bfloat16 is faster on CPUs with"
+        " AVX512_BF16/AMX, float16 on GPUs; auto probes at start-up. The image stays float32.",
+    ),
     "tile_size": Rule("int", 64, MAX_SIDE, help="Max tile side for gradients, pixels (bounds memory)."),
     "max_side": Rule("int", 32, MAX_SIDE, optional=True, help="Downscale so the longer side is at most this (px)."),
     "seed": Rule("int", 0, 2**31 - 1, help="Random seed (same seed + input + settings = same output)."),
     "guide": Rule("str", optional=True, help="Guide image: dream toward its features (guided dream)."),
-    "guide_weight": Rule("float", 0, 1, vary=True,
-                         help="How much the guide steers: 0 = the layers alone, 1 = the guide alone."),
-    "dream_class": Rule("class", 0, 999, optional=True, help="ImageNet class to dream toward, by name (e.g. monarch)"
-                        " or index (models with a classifier: efficientnet_lite0)."),
-    "keep_colors": Rule("bool", flag="--keep-colors/--no-keep-colors",
-                        help="Dream the luminance only; keep the source's colours."),
-    "mask": Rule("str", optional=True, help="Grey mask image (or a video of the same length): white is dreamed,"
-                 " black left untouched."),
+    "guide_weight": Rule(
+        "float", 0, 1, vary=True, help="How much the guide steers: 0 = the layers alone, 1 = the guide alone."
+    ),
+    "dream_class": Rule(
+        "class",
+        0,
+        999,
+        optional=True,
+        help="ImageNet class to dream toward, by name (e.g. monarch)"
+        " or index (models with a classifier: efficientnet_lite0).",
+    ),
+    "keep_colors": Rule(
+        "bool", flag="--keep-colors/--no-keep-colors", help="Dream the luminance only; keep the source's colours."
+    ),
+    "mask": Rule(
+        "str",
+        optional=True,
+        help="Grey mask image (or a video of the same length): white is dreamed, black left untouched.",
+    ),
     "mask_feather": Rule("int", 0, 1024, help="Soft edge of the mask, pixels (inside its white)."),
     # video: coherence
-    "flow": Rule("choice", choices=FLOWS, panel="Coherence", commands=("video",),
-                 help="Optical flow on the input frames."),
-    "warp": Rule("choice", choices=WARPS, panel="Coherence", commands=("video",),
-                 help="Carry the dream 'detail' (dream minus raw) or the whole dreamed 'frame'."),
-    "blend": Rule("float", 0, 1, vary=True, panel="Coherence", commands=("video",),
-                  help="Raw frame mixed into the warped dream: 0 = all dream, 1 = all raw."),
-    "warm_steps": Rule("int", 0, 1000, vary=True, panel="Coherence", commands=_CHAIN,
-                       help="Steps per octave for frames seeded from the previous one."),
-    "warm_octaves": Rule("int", 1, 12, vary=True, panel="Coherence", commands=_CHAIN,
-                         help="Octaves for seeded frames (at most --octaves)."),
-    "warm_step_scale": Rule("float", 0, 1, lo_open=True, panel="Coherence", commands=_CHAIN,
-                            help="Step size of seeded frames relative to --step-size."),
-    "detail_decay": Rule("float", 0, 1, vary=True, panel="Coherence", commands=("video",),
-                         help="Factor on the carried dream detail per frame (< 1: no snowballing)."),
-    "fresh_step_scale": Rule("float", 0, 1, vary=True, panel="Coherence", commands=("video",),
-                             help="Step size of seeded frames where the flow does not trust the carried dream"
-                             " (new content), relative to --step-size."),
-    "carry_untrusted": Rule("float", 0, 1, panel="Coherence", commands=("video",),
-                            help="Share of the warped dream kept where the flow is not trusted (0 = raw frame there)."),
-    "catch_up": Rule("float", 0, 1, panel="Coherence", commands=("video",),
-                     help="Treat pixels carrying less dream than typical as new content (0 = the flow mask decides)."),
-    "temporal_weight": Rule("float", 0, 1, vary=True, panel="Coherence", commands=("video",),
-                            help="Pull per warm step toward the warped previous dream where the flow trusts it."),
-    "warp_kernel": Rule("choice", choices=WARP_KERNELS, panel="Coherence", commands=("video",),
-                        help="Resampling of the carried dream: bilinear, or bicubic clamped to each 3x3 range."),
-    "color_hold": Rule("choice", choices=COLOR_HOLDS, panel="Coherence", commands=("video",),
-                       help="Drift control: hold the dream's mean offset to the previous frame's, or the raw std."),
-    "deflicker": Rule("float", 0, 0.9, panel="Coherence", commands=("video",),
-                      help="Post-pass: share of the flow-warped previous output mixed in (steadier, softer; 0 = off)."),
-    "scene_cut": Rule("float", 0, 1, lo_open=True, panel="Coherence", commands=("video",),
-                      help="Fraction of pixels the flow cannot explain above which the chain restarts."),
-    "coherent": Rule("bool", panel="Coherence", commands=("video",), flag="--coherent/--independent",
-                     help="Chain frames along the flow, or dream every frame from scratch (boils; to compare)."),
-    "color_match": Rule("bool", panel="Coherence", commands=("video",), flag="--color-match/--no-color-match",
-                        help="Hold each frame's colour statistics to its source frame's (no drift)."),
+    "flow": Rule(
+        "choice", choices=FLOWS, panel="Coherence", commands=("video",), help="Optical flow on the input frames."
+    ),
+    "warp": Rule(
+        "choice",
+        choices=WARPS,
+        panel="Coherence",
+        commands=("video",),
+        help="Carry the dream 'detail' (dream minus raw) or the whole dreamed 'frame'.",
+    ),
+    "blend": Rule(
+        "float",
+        0,
+        1,
+        vary=True,
+        panel="Coherence",
+        commands=("video",),
+        help="Raw frame mixed into the warped dream: 0 = all dream, 1 = all raw.",
+    ),
+    "warm_steps": Rule(
+        "int",
+        0,
+        1000,
+        vary=True,
+        panel="Coherence",
+        commands=_CHAIN,
+        help="Steps per octave for frames seeded from the previous one.",
+    ),
+    "warm_octaves": Rule(
+        "int",
+        1,
+        12,
+        vary=True,
+        panel="Coherence",
+        commands=_CHAIN,
+        help="Octaves for seeded frames (at most --octaves).",
+    ),
+    "warm_step_scale": Rule(
+        "float",
+        0,
+        1,
+        lo_open=True,
+        panel="Coherence",
+        commands=_CHAIN,
+        help="Step size of seeded frames relative to --step-size.",
+    ),
+    "detail_decay": Rule(
+        "float",
+        0,
+        1,
+        vary=True,
+        panel="Coherence",
+        commands=("video",),
+        help="Factor on the carried dream detail per frame (< 1: no snowballing).",
+    ),
+    "fresh_step_scale": Rule(
+        "float",
+        0,
+        1,
+        vary=True,
+        panel="Coherence",
+        commands=("video",),
+        help="Step size of seeded frames where the flow does not trust the carried dream"
+        " (new content), relative to --step-size.",
+    ),
+    "carry_untrusted": Rule(
+        "float",
+        0,
+        1,
+        panel="Coherence",
+        commands=("video",),
+        help="Share of the warped dream kept where the flow is not trusted (0 = raw frame there).",
+    ),
+    "catch_up": Rule(
+        "float",
+        0,
+        1,
+        panel="Coherence",
+        commands=("video",),
+        help="Treat pixels carrying less dream than typical as new content (0 = the flow mask decides).",
+    ),
+    "temporal_weight": Rule(
+        "float",
+        0,
+        1,
+        vary=True,
+        panel="Coherence",
+        commands=("video",),
+        help="Pull per warm step toward the warped previous dream where the flow trusts it.",
+    ),
+    "warp_kernel": Rule(
+        "choice",
+        choices=WARP_KERNELS,
+        panel="Coherence",
+        commands=("video",),
+        help="Resampling of the carried dream: bilinear, or bicubic clamped to each 3x3 range.",
+    ),
+    "color_hold": Rule(
+        "choice",
+        choices=COLOR_HOLDS,
+        panel="Coherence",
+        commands=("video",),
+        help="Drift control: hold the dream's mean offset to the previous frame's, or the raw std.",
+    ),
+    "deflicker": Rule(
+        "float",
+        0,
+        0.9,
+        panel="Coherence",
+        commands=("video",),
+        help="Post-pass: share of the flow-warped previous output mixed in (steadier, softer; 0 = off).",
+    ),
+    "scene_cut": Rule(
+        "float",
+        0,
+        1,
+        lo_open=True,
+        panel="Coherence",
+        commands=("video",),
+        help="Fraction of pixels the flow cannot explain above which the chain restarts.",
+    ),
+    "coherent": Rule(
+        "bool",
+        panel="Coherence",
+        commands=("video",),
+        flag="--coherent/--independent",
+        help="Chain frames along the flow, or dream every frame from scratch (boils; to compare).",
+    ),
+    "color_match": Rule(
+        "bool",
+        panel="Coherence",
+        commands=("video",),
+        flag="--color-match/--no-color-match",
+        help="Hold each frame's colour statistics to its source frame's (no drift).",
+    ),
     # video: which part of the input
     "start": Rule("float", 0, 1e6, panel="Input", commands=("video",), help="Start this many seconds into the source."),
-    "duration": Rule("float", 0, 1e6, lo_open=True, optional=True, panel="Input", commands=("video",),
-                     help="Seconds of source to render (unset: to the end)."),
-    "max_frames": Rule("int", 1, 10_000_000, optional=True, panel="Input", commands=("video",),
-                       help="Stop after this many frames."),
+    "duration": Rule(
+        "float",
+        0,
+        1e6,
+        lo_open=True,
+        optional=True,
+        panel="Input",
+        commands=("video",),
+        help="Seconds of source to render (unset: to the end).",
+    ),
+    "max_frames": Rule(
+        "int", 1, 10_000_000, optional=True, panel="Input", commands=("video",), help="Stop after this many frames."
+    ),
     # video: segmented renders (--segments)
-    "preroll": Rule("float", 0, 60, panel="Coherence", commands=("video",),
-                    help="Segments: seconds dreamed before each segment's first kept frame, then dropped."),
-    "join": Rule("float", 0, 10, panel="Coherence", commands=("video",),
-                 help="Segments: seconds by which adjacent segments overlap, cross-faded."),
+    "preroll": Rule(
+        "float",
+        0,
+        60,
+        panel="Coherence",
+        commands=("video",),
+        help="Segments: seconds dreamed before each segment's first kept frame, then dropped.",
+    ),
+    "join": Rule(
+        "float",
+        0,
+        10,
+        panel="Coherence",
+        commands=("video",),
+        help="Segments: seconds by which adjacent segments overlap, cross-faded.",
+    ),
     # zoom: the camera
-    "seconds": Rule("float", 0, 86400, lo_open=True, panel="Camera", commands=("zoom",),
-                    help="Length of the animation, seconds."),
-    "fps": Rule("fps", 0, 1000, lo_open=True, panel="Camera", commands=("zoom",),
-                help="Frames per second, exact: 30, 29.97 or 24000/1001."),
-    "zoom_per_second": Rule("float", 0.01, 100, vary=True, panel="Camera", commands=("zoom",),
-                            help="Scale factor per second: > 1 dives in, < 1 pulls out."),
-    "rotate_per_second": Rule("float", -3600, 3600, vary=True, panel="Camera", commands=("zoom",),
-                              help="Degrees per second, counter-clockwise."),
-    "translate_per_second": Rule("pair", -10, 10, panel="Camera", commands=("zoom",),
-                                 help="Camera drift X,Y in widths/heights per second, e.g. 0.05,0."),
-    "center": Rule("pair", 0, 1, panel="Camera", commands=("zoom",),
-                   help="Zoom/rotation centre X,Y as fractions of width/height, e.g. 0.3,0.6."),
-    "loop": Rule("bool", panel="Camera", commands=("zoom",), flag="--loop/--no-loop",
-                 help="Make the last frame lead into the first: the file repeats seamlessly."),
-    "loop_seconds": Rule("float", 0, 3600, lo_open=True, panel="Camera", commands=("zoom",),
-                         help="Length of the cross-fade that closes a loop, seconds."),
-    "noise": Rule("bool", panel="Camera", commands=("zoom",), flag="--noise/--no-noise",
-                  help="Start from seeded noise instead of an image."),
-    "size": Rule("size", 16, MAX_SIDE, optional=True, panel="Camera", commands=("zoom",),
-                 help="Animation size WxH, e.g. 640x360 (unset: the image's, after --max-side)."),
+    "seconds": Rule(
+        "float", 0, 86400, lo_open=True, panel="Camera", commands=("zoom",), help="Length of the animation, seconds."
+    ),
+    "fps": Rule(
+        "fps",
+        0,
+        1000,
+        lo_open=True,
+        panel="Camera",
+        commands=("zoom",),
+        help="Frames per second, exact: 30, 29.97 or 24000/1001.",
+    ),
+    "zoom_per_second": Rule(
+        "float",
+        0.01,
+        100,
+        vary=True,
+        panel="Camera",
+        commands=("zoom",),
+        help="Scale factor per second: > 1 dives in, < 1 pulls out.",
+    ),
+    "rotate_per_second": Rule(
+        "float",
+        -3600,
+        3600,
+        vary=True,
+        panel="Camera",
+        commands=("zoom",),
+        help="Degrees per second, counter-clockwise.",
+    ),
+    "translate_per_second": Rule(
+        "pair",
+        -10,
+        10,
+        panel="Camera",
+        commands=("zoom",),
+        help="Camera drift X,Y in widths/heights per second, e.g. 0.05,0.",
+    ),
+    "center": Rule(
+        "pair",
+        0,
+        1,
+        panel="Camera",
+        commands=("zoom",),
+        help="Zoom/rotation centre X,Y as fractions of width/height, e.g. 0.3,0.6.",
+    ),
+    "loop": Rule(
+        "bool",
+        panel="Camera",
+        commands=("zoom",),
+        flag="--loop/--no-loop",
+        help="Make the last frame lead into the first: the file repeats seamlessly.",
+    ),
+    "loop_seconds": Rule(
+        "float",
+        0,
+        3600,
+        lo_open=True,
+        panel="Camera",
+        commands=("zoom",),
+        help="Length of the cross-fade that closes a loop, seconds.",
+    ),
+    "noise": Rule(
+        "bool",
+        panel="Camera",
+        commands=("zoom",),
+        flag="--noise/--no-noise",
+        help="Start from seeded noise instead of an image.",
+    ),
+    "size": Rule(
+        "size",
+        16,
+        MAX_SIDE,
+        optional=True,
+        panel="Camera",
+        commands=("zoom",),
+        help="Animation size WxH, e.g. 640x360 (unset: the image's, after --max-side).",
+    ),
     # encode
-    "crf": Rule("int", 0, 63, panel="Output", commands=_CHAIN,
-                help="Quality, lower = better and bigger: 0..51 for H.264, 0..63 for VP9 (.webm)."),
-    "encoder_preset": Rule("choice", choices=ENCODER_PRESETS, panel="Output", commands=_CHAIN,
-                           help="Encoder speed preset (slower = smaller file)."),
-    "audio": Rule("bool", panel="Output", commands=_CHAIN, flag="--audio/--no-audio",
-                  help="Keep the source's sound (zoom: the --soundtrack's)."),
+    "crf": Rule(
+        "int",
+        0,
+        63,
+        panel="Output",
+        commands=_CHAIN,
+        help="Quality, lower = better and bigger: 0..51 for H.264, 0..63 for VP9 (.webm).",
+    ),
+    "encoder_preset": Rule(
+        "choice",
+        choices=ENCODER_PRESETS,
+        panel="Output",
+        commands=_CHAIN,
+        help="Encoder speed preset (slower = smaller file).",
+    ),
+    "audio": Rule(
+        "bool",
+        panel="Output",
+        commands=_CHAIN,
+        flag="--audio/--no-audio",
+        help="Keep the source's sound (zoom: the --soundtrack's).",
+    ),
 }
 # The layer gallery (`dreamvideo layers`) takes the dream knobs that shape a tile as flags too.
-for _name in ("model", "weights", "loss", "octaves", "octave_scale", "steps", "step_size", "jitter", "tile_size",
-              "max_side", "seed", "keep_colors", "precision"):
+for _name in (
+    "model",
+    "weights",
+    "loss",
+    "octaves",
+    "octave_scale",
+    "steps",
+    "step_size",
+    "jitter",
+    "tile_size",
+    "max_side",
+    "seed",
+    "keep_colors",
+    "precision",
+):
     RULES[_name] = dataclasses.replace(RULES[_name], commands=(*RULES[_name].commands, "layers"))
 if set(RULES) != set(FLAT_INDEX):  # pragma: no cover - a developer error, caught by any import
     raise RuntimeError(f"RULES and the settings differ: {sorted(set(RULES) ^ set(FLAT_INDEX))}")
@@ -445,8 +681,9 @@ def coerce(name: str, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return int(_number(name, value, rule, integer=True))
         if not isinstance(value, str):
-            raise ConfigError(f"{name} = {_show(value)} is not a class: give a name (e.g. monarch) or an index "
-                              f"{rule.describe()}")
+            raise ConfigError(
+                f"{name} = {_show(value)} is not a class: give a name (e.g. monarch) or an index {rule.describe()}"
+            )
         return resolve_class(value[:200])
     if kind == "bool":
         if isinstance(value, bool):
@@ -476,7 +713,7 @@ def _spec_list(key: str, value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
         example = "step_size=0:0.01,10:0.03" if key == "schedule" else "step_size=loudness:0.01..0.04"
-        raise ConfigError(f"{key} must be a string or a list of strings, e.g. {key} = [\"{example}\"]")
+        raise ConfigError(f'{key} must be a string or a list of strings, e.g. {key} = ["{example}"]')
     return tuple(items)
 
 

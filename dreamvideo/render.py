@@ -38,7 +38,6 @@ from .toolkit import (
     RunContext,
     build_timeline,
     dream_params,
-    frame_settings,
     match_color,
     noop,
     output_target,
@@ -49,9 +48,19 @@ from .toolkit import (
 )
 
 # Names kept importable from here for callers written before the toolkit existed.
-__all__ = ["RangeResult", "RenderResult", "dream_image", "estimate_frames", "render_image", "render_range",
-           "render_video", "settings_path", "report_path",
-           "seed_for_frame", "match_color"]
+__all__ = [
+    "RangeResult",
+    "RenderResult",
+    "dream_image",
+    "estimate_frames",
+    "render_image",
+    "render_range",
+    "render_video",
+    "settings_path",
+    "report_path",
+    "seed_for_frame",
+    "match_color",
+]
 
 
 # --- image ---------------------------------------------------------------------------------------
@@ -65,8 +74,11 @@ def dream_image(image: np.ndarray, settings: Settings | None = None, seed: int |
     settings = settings or Settings()
     engine = get_engine(settings.dream)
     controls = Controls.open(settings)  # keep_colors, mask: read and checked before the dream
-    out = engine.dream(np.asarray(image, dtype=np.float32), dream_params(settings, warm=False),
-                       seed=settings.dream.seed if seed is None else seed)
+    out = engine.dream(
+        np.asarray(image, dtype=np.float32),
+        dream_params(settings, warm=False),
+        seed=settings.dream.seed if seed is None else seed,
+    )
     if controls is not None:
         out = controls.apply(out, np.asarray(image, dtype=np.float32))
     return to_uint8(out)
@@ -95,25 +107,37 @@ def render_image(
     run = RunContext(target, settings, command=command, on_note=on_note, record=record)
     original = read_image(input)
     rgb = resize_max_side(original, settings.dream.max_side)
-    check_frame_size(planned_spec(settings.dream.model, settings.dream.weights), (rgb.shape[1], rgb.shape[0]),
-                     (original.shape[1], original.shape[0]))  # before the model loads
+    check_frame_size(
+        planned_spec(settings.dream.model, settings.dream.weights),
+        (rgb.shape[1], rgb.shape[0]),
+        (original.shape[1], original.shape[0]),
+    )  # before the model loads
     engine = get_engine(settings.dream)
     for n in engine.loaded.notes:
         run.note(n)
     out = dream_image(rgb, settings)
     write_image(target.path, out)
     seconds = run.seconds()
-    path = run.finish({"input": str(input), "input_identity": input_identity(input), "model": engine.name,
-                       "layers": list(engine.layers), "weights": engine.loaded.source.detail,
-                       "seconds": round(seconds, 3), "size": [out.shape[1], out.shape[0]]})
+    path = run.finish(
+        {
+            "input": str(input),
+            "input_identity": input_identity(input),
+            "model": engine.name,
+            "layers": list(engine.layers),
+            "weights": engine.loaded.source.detail,
+            "seconds": round(seconds, 3),
+            "size": [out.shape[1], out.shape[0]],
+        }
+    )
     return RenderResult(target.path, out.shape[1], out.shape[0], 1, engine.name, seconds, path, notes=run.notes)
 
 
 # --- video ---------------------------------------------------------------------------------------
 
 
-def _producer(frames: Iterator[np.ndarray], flow_method: str, need_flow_from: int,
-              out_q: "queue.Queue", stop: threading.Event) -> None:
+def _producer(
+    frames: Iterator[np.ndarray], flow_method: str, need_flow_from: int, out_q: queue.Queue, stop: threading.Event
+) -> None:
     """Background thread: decode and compute flow ahead of the dream (OpenCV releases the GIL).
 
     Flow is computed from frame ``need_flow_from`` on (earlier frames are finished ones being
@@ -202,8 +226,11 @@ def render_video(
     info = require_moving_video(probe(input))
     target = output_target(output, [input], allowed=VIDEO_KINDS, crf=settings.encode.crf)
     if info.width and info.height:  # before the model loads or any frame renders
-        check_frame_size(planned_spec(settings.dream.model, settings.dream.weights),
-                         scaled_size(info.width, info.height, settings.dream.max_side), (info.width, info.height))
+        check_frame_size(
+            planned_spec(settings.dream.model, settings.dream.weights),
+            scaled_size(info.width, info.height, settings.dream.max_side),
+            (info.width, info.height),
+        )
     run = RunContext(target, settings, command=command, on_note=on_note, record=record)
     fps: Fraction = info.fps
     v = settings.video
@@ -214,12 +241,19 @@ def render_video(
     estimate = estimate_frames(info, settings)
     # Open the input before the work folder, so an input OpenCV cannot read leaves no folder behind.
     decode_stats = DecodeStats()
-    frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
-                         max_frames=v.max_frames, stats=decode_stats)
+    frames = iter_frames(
+        input,
+        max_side=settings.dream.max_side,
+        start=v.start,
+        duration=v.duration,
+        max_frames=v.max_frames,
+        stats=decode_stats,
+    )
     identity = input_identity(input)  # by content: batch compares it to skip a job only for the same input
     try:  # takes the output's lock: BusyError if another render holds it
-        done = run.open_work(identity, resume, plan=(estimate, scaled_size(info.width, info.height,
-                                                                            settings.dream.max_side)))
+        done = run.open_work(
+            identity, resume, plan=(estimate, scaled_size(info.width, info.height, settings.dream.max_side))
+        )
     except BaseException:
         frames.close()  # type: ignore[attr-defined]
         raise
@@ -243,18 +277,34 @@ def render_video(
         # the file on success or aborts it (nothing under the final name) on any exception.
         with contextlib.ExitStack() as stack:
             stack.enter_context(work.discard_if_empty())  # unwound last: after the writer aborts
-            timeline = build_timeline(settings, input if info.has_audio else None, fps, estimate, v.start,
-                                      v.duration, cache=work.root / "features.npz")
+            timeline = build_timeline(
+                settings,
+                input if info.has_audio else None,
+                fps,
+                estimate,
+                v.start,
+                v.duration,
+                cache=work.root / "features.npz",
+            )
             while (item := q.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 index, raw, coh = item
                 if writer is None:
                     size = (raw.shape[1], raw.shape[0])
-                    writer = stack.enter_context(open_writer(
-                        target.path, fps, size, crf=settings.encode.crf,
-                        encoder_preset=settings.encode.encoder_preset, audio_from=audio_from,
-                        audio_start=v.start, audio_duration=v.duration, kind=target.kind))
+                    writer = stack.enter_context(
+                        open_writer(
+                            target.path,
+                            fps,
+                            size,
+                            crf=settings.encode.crf,
+                            encoder_preset=settings.encode.encoder_preset,
+                            audio_from=audio_from,
+                            audio_start=v.start,
+                            audio_duration=v.duration,
+                            kind=target.kind,
+                        )
+                    )
                 if index < done:
                     out8 = work.load_frame(index)  # finished before the interruption: re-encode it
                     if index == done - 1:
@@ -286,33 +336,54 @@ def render_video(
     if report:
         report_png = report_path(target)
         write_image(report_png, report_figure(metrics, f"{input.name} ({engine.name})"))
-    path = run.finish({
-        "input": str(input), "input_identity": identity, "model": engine.name, "layers": list(engine.layers),
-        "weights": engine.loaded.source.detail, "fps": f"{fps.numerator}/{fps.denominator}", "frames": count,
-        "size": list(size), "audio": bool(audio_from), "resumed_frames": done, "seconds": round(seconds, 3),
-        "seconds_per_frame": round(seconds / max(count - done, 1), 4), "metrics": summary,
-        "per_frame_strength": [round(x, 3) for x in metrics.strength],  # frames rendered in this run
-        "per_frame_flicker": [round(x, 3) for _, x in metrics.per_frame_flicker()],  # frames after the first of a shot
-        "report": str(report_png) if report_png else None,
-        "timeline": timeline.describe() if timeline is not None else [],
-        # What the decoder met (this run): frames that decoded, broken ones repeated, the header's promise.
-        "decode": {"decoded_frames": decode_stats.decoded, "repeated_frames": decode_stats.repeated,
-                   "expected_frames": estimate},
-        "warnings": warnings,
-    })
-    return RenderResult(target.path, size[0], size[1], count, engine.name, seconds, path, done, summary, run.notes,
-                        warnings)
+    path = run.finish(
+        {
+            "input": str(input),
+            "input_identity": identity,
+            "model": engine.name,
+            "layers": list(engine.layers),
+            "weights": engine.loaded.source.detail,
+            "fps": f"{fps.numerator}/{fps.denominator}",
+            "frames": count,
+            "size": list(size),
+            "audio": bool(audio_from),
+            "resumed_frames": done,
+            "seconds": round(seconds, 3),
+            "seconds_per_frame": round(seconds / max(count - done, 1), 4),
+            "metrics": summary,
+            "per_frame_strength": [round(x, 3) for x in metrics.strength],  # frames rendered in this run
+            "per_frame_flicker": [
+                round(x, 3) for _, x in metrics.per_frame_flicker()
+            ],  # frames after the first of a shot
+            "report": str(report_png) if report_png else None,
+            "timeline": timeline.describe() if timeline is not None else [],
+            # What the decoder met (this run): frames that decoded, broken ones repeated, the header's promise.
+            "decode": {
+                "decoded_frames": decode_stats.decoded,
+                "repeated_frames": decode_stats.repeated,
+                "expected_frames": estimate,
+            },
+            "warnings": warnings,
+        }
+    )
+    return RenderResult(
+        target.path, size[0], size[1], count, engine.name, seconds, path, done, summary, run.notes, warnings
+    )
 
 
 def decode_warnings(input: Path, frames: int, repeated: int, expected: int | None) -> list[str]:
     """Warnings for a video that decoded short of its header's promise, or with broken frames."""
     out = []
     if expected and frames < expected * 0.9:
-        out.append(f"{str(input)!r} gave {frames} of the {expected} frames its header promises: the file is "
-                   "truncated or damaged; the output is that much shorter (re-encode or re-download the input)")
+        out.append(
+            f"{str(input)!r} gave {frames} of the {expected} frames its header promises: the file is "
+            "truncated or damaged; the output is that much shorter (re-encode or re-download the input)"
+        )
     if repeated:
-        out.append(f"{str(input)!r} has {repeated} broken frame{'s' if repeated != 1 else ''} that could not be "
-                   "decoded: each was replaced by the previous good frame to keep the timing")
+        out.append(
+            f"{str(input)!r} has {repeated} broken frame{'s' if repeated != 1 else ''} that could not be "
+            "decoded: each was replaced by the previous good frame to keep the timing"
+        )
     return out
 
 
@@ -388,15 +459,48 @@ def render_range(
     store = WorkDir(work, digest, input_identity(input), root=work)
     done = store.open(resume)  # takes this segment's lock: BusyError if another worker renders it
     try:
-        return _render_range(input, work, settings, store, done, digest, info, engine, controls, start, stop,
-                             tag, estimate, notes, note, on_progress, t0)
+        return _render_range(
+            input,
+            work,
+            settings,
+            store,
+            done,
+            digest,
+            info,
+            engine,
+            controls,
+            start,
+            stop,
+            tag,
+            estimate,
+            notes,
+            note,
+            on_progress,
+            t0,
+        )
     finally:
         store.release()
 
 
-def _render_range(input: Path, work: Path, settings: Settings, store: Any, done: int, digest: str, info: Any,
-                  engine: Any, controls: Any, start: int, stop: int | None, tag: str, estimate: int | None,
-                  notes: list[str], note: NoteFn, on_progress: ProgressFn, t0: float) -> RangeResult:
+def _render_range(
+    input: Path,
+    work: Path,
+    settings: Settings,
+    store: Any,
+    done: int,
+    digest: str,
+    info: Any,
+    engine: Any,
+    controls: Any,
+    start: int,
+    stop: int | None,
+    tag: str,
+    estimate: int | None,
+    notes: list[str],
+    note: NoteFn,
+    on_progress: ProgressFn,
+    t0: float,
+) -> RangeResult:
     """render_range's body, with the segment's lock held."""
     from .chain import VideoChain
     from .decode import iter_frames
@@ -418,8 +522,7 @@ def _render_range(input: Path, work: Path, settings: Settings, store: Any, done:
     planned = (stop if stop is not None else max(estimate or 0, start + 1)) - start
     if v.max_frames is not None:
         stop = v.max_frames if stop is None else min(stop, v.max_frames)
-    frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration,
-                         max_frames=stop)
+    frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration, max_frames=stop)
     ranged = itertools.islice(frames, start, None)  # decoded and dropped: exact even with uneven timestamps
     chain = VideoChain(engine, settings, controls)
     metrics = Metrics()
@@ -432,8 +535,15 @@ def _render_range(input: Path, work: Path, settings: Settings, store: Any, done:
     size: tuple[int, int] | None = None
     try:
         with store.discard_if_empty():
-            timeline = build_timeline(settings, input if info.has_audio else None, fps, estimate, v.start,
-                                      v.duration, cache=work / "features.npz")
+            timeline = build_timeline(
+                settings,
+                input if info.has_audio else None,
+                fps,
+                estimate,
+                v.start,
+                v.duration,
+                cache=work / "features.npz",
+            )
             while (item := q.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
@@ -450,21 +560,47 @@ def _render_range(input: Path, work: Path, settings: Settings, store: Any, done:
                     prev_raw, prev_out = chain.prev_raw, chain.prev_out
                     out8, step_info = chain.step(index, raw, coh, values)
                     metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"], index)
-                    per_frame.append([metrics.strength[-1], metrics.offset[-1], metrics.flicker_out.get(index),
-                                      metrics.flicker_in.get(index)])
+                    per_frame.append(
+                        [
+                            metrics.strength[-1],
+                            metrics.offset[-1],
+                            metrics.flicker_out.get(index),
+                            metrics.flicker_in.get(index),
+                        ]
+                    )
                     store.save_frame(local, out8)
                 count += 1
                 on_progress(count, max(planned, count))
             if size is None:
-                raise InputError(f"{input}: no frame decoded from frame {start} on: check the file plays, "
-                                 "and --start/--duration")
+                raise InputError(
+                    f"{input}: no frame decoded from frame {start} on: check the file plays, and --start/--duration"
+                )
     finally:
         halt.set()
         producer.join()  # a decoder thread still inside OpenCV at exit aborts the process
-    result = RangeResult(work=work, start=start, frames=count, width=size[0], height=size[1],
-                         fps=f"{fps.numerator}/{fps.denominator}", model=engine.name,
-                         seconds=time.perf_counter() - t0, resumed_frames=done, per_frame=per_frame, notes=notes)
-    doc = {"digest": digest, "start": start, "frames": count, "width": size[0], "height": size[1], "fps": result.fps,
-           "model": engine.name, "per_frame": per_frame, "notes": notes}
+    result = RangeResult(
+        work=work,
+        start=start,
+        frames=count,
+        width=size[0],
+        height=size[1],
+        fps=f"{fps.numerator}/{fps.denominator}",
+        model=engine.name,
+        seconds=time.perf_counter() - t0,
+        resumed_frames=done,
+        per_frame=per_frame,
+        notes=notes,
+    )
+    doc = {
+        "digest": digest,
+        "start": start,
+        "frames": count,
+        "width": size[0],
+        "height": size[1],
+        "fps": result.fps,
+        "model": engine.name,
+        "per_frame": per_frame,
+        "notes": notes,
+    }
     write_atomic(complete, json.dumps(doc))
     return result

@@ -24,13 +24,14 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from .files import write_atomic
 from .errors import BusyError, DiskFullError, OutputError
+from .files import write_atomic
 
 # Inputs up to this size are hashed whole (a few hundred ms at most); larger ones by their size and
 # _SAMPLES evenly spaced blocks, first and last included, which any re-encode or other clip changes.
@@ -140,8 +141,10 @@ class WorkDir:
             except BlockingIOError:
                 holder = _read_holder(fd)
                 os.close(fd)
-                raise BusyError(f"output {str(self.output)!r} is being rendered by another process ({holder}): "
-                                "wait for it to finish, stop it, or choose another output") from None
+                raise BusyError(
+                    f"output {str(self.output)!r} is being rendered by another process ({holder}): "
+                    "wait for it to finish, stop it, or choose another output"
+                ) from None
             # The holder before us may have removed the folder (its render finished) between our
             # open and our flock: then this lock is on a deleted file, so take the new one.
             try:
@@ -205,8 +208,9 @@ class WorkDir:
         elif state is None:
             self.restarted_reason = "the work folder had no readable state: starting over"
         elif not isinstance(state, dict) or isinstance(done, bool) or not isinstance(done, int) or done < 0:
-            self.restarted_reason = (f"the work folder's state ({str(self.root / 'state.json')!r}) is damaged: "
-                                     "starting over")
+            self.restarted_reason = (
+                f"the work folder's state ({str(self.root / 'state.json')!r}) is damaged: starting over"
+            )
         elif state.get("digest") != self.digest:
             self.restarted_reason = "settings changed since the interrupted render: starting over"
         elif state.get("input") != self.source:
@@ -225,18 +229,25 @@ class WorkDir:
         for index in range(claimed):
             got = _png_size(self.frame_path(index))
             if got is None or (size is not None and got != size):
-                why = "missing" if not self.frame_path(index).exists() else \
-                    ("truncated or damaged" if got is None else f"{got[0]}x{got[1]}, not {size[0]}x{size[1]}")
-                self.resume_note = (f"finished frame {index + 1} of the interrupted render is {why}: "
-                                    f"resuming from frame {index + 1} ({index} finished frames kept)")
+                why = (
+                    "missing"
+                    if not self.frame_path(index).exists()
+                    else ("truncated or damaged" if got is None else f"{got[0]}x{got[1]}, not {size[0]}x{size[1]}")
+                )
+                self.resume_note = (
+                    f"finished frame {index + 1} of the interrupted render is {why}: "
+                    f"resuming from frame {index + 1} ({index} finished frames kept)"
+                )
                 return index
             size = got
         if claimed:  # the chain continues from the last frame: it must decode, not only look complete
             try:
                 self.load_frame(claimed - 1)
             except Exception:  # noqa: BLE001  # any decode failure means: not a usable frame
-                self.resume_note = (f"finished frame {claimed} of the interrupted render does not decode: "
-                                    f"resuming from frame {claimed} ({claimed - 1} finished frames kept)")
+                self.resume_note = (
+                    f"finished frame {claimed} of the interrupted render does not decode: "
+                    f"resuming from frame {claimed} ({claimed - 1} finished frames kept)"
+                )
                 return claimed - 1
         return claimed
 
@@ -268,8 +279,10 @@ class WorkDir:
             if index < self.frames_done:
                 self.frames_done = index
                 self._write_state()
-            raise InputError(f"finished frame {index + 1} of the interrupted render is damaged: run the same "
-                             f"command again to resume from it (or use --no-resume to start over)") from None
+            raise InputError(
+                f"finished frame {index + 1} of the interrupted render is damaged: run the same "
+                f"command again to resume from it (or use --no-resume to start over)"
+            ) from None
 
     def plan(self, total_frames: int | None, frame_size: tuple[int, int], copies: int = 1) -> str | None:
         """Record what the render will write; a note when the disk looks too small for it, else None.
@@ -284,9 +297,11 @@ class WorkDir:
         need = max(total_frames - self.frames_done, 0) * frame_bytes(frame_size) * copies
         free = free_bytes(self.root)
         if free is not None and need > free:
-            return (f"the render may need about {human_bytes(need)} beside {str(self.output)!r} "
-                    f"({total_frames} frames) and the disk has {human_bytes(free)} free: free space or render "
-                    "elsewhere (finished frames are kept if it fills up)")
+            return (
+                f"the render may need about {human_bytes(need)} beside {str(self.output)!r} "
+                f"({total_frames} frames) and the disk has {human_bytes(free)} free: free space or render "
+                "elsewhere (finished frames are kept if it fills up)"
+            )
         return None
 
     def _need(self, index: int) -> str:
@@ -303,8 +318,9 @@ class WorkDir:
         try:
             write_image(self.frame_path(index), frame)
         except DiskFullError:
-            raise write_error(self.frame_path(index), OSError(errno.ENOSPC, "No space left on device"),
-                              self._need(index)) from None
+            raise write_error(
+                self.frame_path(index), OSError(errno.ENOSPC, "No space left on device"), self._need(index)
+            ) from None
         except OutputError:
             self._check_still_there()
             raise
@@ -315,8 +331,10 @@ class WorkDir:
         """OutputError naming the work folder when it was removed under the running render."""
         if not self.frames_dir.is_dir():
             where = "its folder" if not self.output.parent.is_dir() else "the work folder"
-            raise OutputError(f"{where} {str(self.root)!r} was removed while the render was writing to it, with "
-                              f"its finished frames: run the command again to start over") from None
+            raise OutputError(
+                f"{where} {str(self.root)!r} was removed while the render was writing to it, with "
+                f"its finished frames: run the command again to start over"
+            ) from None
 
     def _write_state(self) -> None:
         from .encode import write_error

@@ -75,8 +75,10 @@ class Segment:
 def check_splittable(kind: str) -> None:
     """ConfigError unless a job of this kind can be split into segments (only videos can)."""
     if kind == "zoom":
-        raise ConfigError("a zoom animation cannot be split into segments (each frame is dreamed from the one "
-                          "before): drop --segments; zoom jobs run in parallel across the jobs of a batch")
+        raise ConfigError(
+            "a zoom animation cannot be split into segments (each frame is dreamed from the one "
+            "before): drop --segments; zoom jobs run in parallel across the jobs of a batch"
+        )
     if kind != "video":
         raise ConfigError(f"a {kind} job cannot be split into segments: only videos can")
 
@@ -101,8 +103,10 @@ def plan(total: int, count: int, preroll: int, join: int) -> list[Segment]:
     bounds.append(total)
     shortest = min(b - a for a, b in zip(bounds, bounds[1:]))
     if shortest < max(join, 1) or any(b <= a for a, b in zip(bounds, bounds[1:])):
-        raise ConfigError(f"{count} segments of a {total}-frame render leave some shorter than the "
-                          f"{join}-frame join: use fewer segments (or a shorter preroll/join)")
+        raise ConfigError(
+            f"{count} segments of a {total}-frame render leave some shorter than the "
+            f"{join}-frame join: use fewer segments (or a shorter preroll/join)"
+        )
     out = []
     for k in range(count):
         first = bounds[k]
@@ -165,18 +169,22 @@ def make_plan(input: str | Path, output: str | Path | Any, settings: Settings, c
     target = output_target(output, [input], allowed=VIDEO_KINDS, crf=settings.encode.crf)
     total = estimate_frames(info, settings)
     if not total:
-        raise InputError(f"{str(input)!r}: its length is unknown, so it cannot be split into segments: "
-                         "render it without --segments (or re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
+        raise InputError(
+            f"{str(input)!r}: its length is unknown, so it cannot be split into segments: "
+            "render it without --segments (or re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
+        )
     fps: Fraction = info.fps
     v = settings.video
     pre, join = seconds_to_frames(v.preroll, fps), seconds_to_frames(v.join, fps)
     segs = plan(total, count, pre, join)
-    return SplitPlan(input, target.path, target.kind, settings, tuple(segs), total,
-                     f"{fps.numerator}/{fps.denominator}", join)
+    return SplitPlan(
+        input, target.path, target.kind, settings, tuple(segs), total, f"{fps.numerator}/{fps.denominator}", join
+    )
 
 
-def render_segment(split: SplitPlan, segment: Segment, *, on_progress: ProgressFn = _noop,
-                   on_note: NoteFn = _noop, resume: bool = True) -> Any:
+def render_segment(
+    split: SplitPlan, segment: Segment, *, on_progress: ProgressFn = _noop, on_note: NoteFn = _noop, resume: bool = True
+) -> Any:
     """Dream one segment into its folder (resumable); returns render.RangeResult."""
     from .render import render_range
 
@@ -184,10 +192,20 @@ def render_segment(split: SplitPlan, segment: Segment, *, on_progress: ProgressF
     try:
         work.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OutputError(f"cannot create {str(work.parent)!r} ({err.strerror}): choose an output folder you can "
-                          "write to") from None
-    return render_range(split.input, work, split.settings, start=segment.start, stop=segment.stop,
-                        tag=segment.tag, on_progress=on_progress, on_note=on_note, resume=resume)
+        raise OutputError(
+            f"cannot create {str(work.parent)!r} ({err.strerror}): choose an output folder you can write to"
+        ) from None
+    return render_range(
+        split.input,
+        work,
+        split.settings,
+        start=segment.start,
+        stop=segment.stop,
+        tag=segment.tag,
+        on_progress=on_progress,
+        on_note=on_note,
+        resume=resume,
+    )
 
 
 def cross_fade(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
@@ -222,9 +240,16 @@ def joined_frames(split: SplitPlan, results: Sequence[Any]) -> Iterable[tuple[in
         t += 1
 
 
-def assemble(split: SplitPlan, results: Sequence[Any], *, command: str | None = None,
-             on_progress: ProgressFn = _noop, on_note: NoteFn = _noop, where: Sequence[str] = (),
-             record: dict[str, Any] | None = None) -> Any:
+def assemble(
+    split: SplitPlan,
+    results: Sequence[Any],
+    *,
+    command: str | None = None,
+    on_progress: ProgressFn = _noop,
+    on_note: NoteFn = _noop,
+    where: Sequence[str] = (),
+    record: dict[str, Any] | None = None,
+) -> Any:
     """Join the finished segments into the output (written once: exact fps, the source's sound muxed
     once), write the settings JSON beside it, remove the segments' folder. Returns render.RenderResult.
 
@@ -249,14 +274,23 @@ def assemble(split: SplitPlan, results: Sequence[Any], *, command: str | None = 
     metrics = Metrics()
     count = 0
     total_hint = split.total
-    with open_writer(split.output, fps, size, crf=settings.encode.crf, encoder_preset=settings.encode.encoder_preset,
-                     audio_from=audio_from, audio_start=v.start, audio_duration=v.duration,
-                     kind=split.kind) as writer:
+    with open_writer(
+        split.output,
+        fps,
+        size,
+        crf=settings.encode.crf,
+        encoder_preset=settings.encode.encoder_preset,
+        audio_from=audio_from,
+        audio_start=v.start,
+        audio_duration=v.duration,
+        kind=split.kind,
+    ) as writer:
         for t, frame, k in joined_frames(split, results):
             writer.write(frame)
             count += 1
-            row = results[k].per_frame[t - results[k].start] if t - results[k].start < len(results[k].per_frame) \
-                else None
+            row = (
+                results[k].per_frame[t - results[k].start] if t - results[k].start < len(results[k].per_frame) else None
+            )
             if row and row[0] is not None:  # the owning segment's own measures (not the cross-fade's)
                 metrics.index.append(t)
                 metrics.strength.append(row[0])
@@ -270,26 +304,60 @@ def assemble(split: SplitPlan, results: Sequence[Any], *, command: str | None = 
     dreamed = sum(r.frames - r.resumed_frames for r in results)
     busy = sum(r.seconds for r in results)
     extra = {
-        "command": command, "input": str(split.input), "model": first.model, "fps": split.fps, "frames": count,
-        "size": list(size), "audio": bool(audio_from), "resumed_frames": sum(r.resumed_frames for r in results),
-        "seconds": round(seconds + busy, 3), "seconds_per_frame": round(busy / max(dreamed, 1), 4),
+        "command": command,
+        "input": str(split.input),
+        "model": first.model,
+        "fps": split.fps,
+        "frames": count,
+        "size": list(size),
+        "audio": bool(audio_from),
+        "resumed_frames": sum(r.resumed_frames for r in results),
+        "seconds": round(seconds + busy, 3),
+        "seconds_per_frame": round(busy / max(dreamed, 1), 4),
         "metrics": summary,
-        "segments": [{"start": s.start, "first": s.first, "stop": s.stop, "frames": r.frames,
-                      "resumed_frames": r.resumed_frames, "seconds": round(r.seconds, 3),
-                      "where": where[i] if i < len(where) else None}
-                     for i, (s, r) in enumerate(zip(split.segments, results))],
-        "join_frames": split.join, **(record or {}),
+        "segments": [
+            {
+                "start": s.start,
+                "first": s.first,
+                "stop": s.stop,
+                "frames": r.frames,
+                "resumed_frames": r.resumed_frames,
+                "seconds": round(r.seconds, 3),
+                "where": where[i] if i < len(where) else None,
+            }
+            for i, (s, r) in enumerate(zip(split.segments, results))
+        ],
+        "join_frames": split.join,
+        **(record or {}),
     }
     path = write_settings_file(OutputTarget(split.output, split.kind), settings, extra)
     shutil.rmtree(split.root, ignore_errors=True)
     notes = [n for r in results for n in r.notes]
-    return RenderResult(split.output, size[0], size[1], count, first.model, seconds + busy, path,
-                        extra["resumed_frames"], summary, notes)
+    return RenderResult(
+        split.output,
+        size[0],
+        size[1],
+        count,
+        first.model,
+        seconds + busy,
+        path,
+        extra["resumed_frames"],
+        summary,
+        notes,
+    )
 
 
-def render_split(input: str | Path, output: str | Path, settings: Settings, count: int, *,
-                 command: str | None = None, on_progress: ProgressFn = _noop, on_note: NoteFn = _noop,
-                 resume: bool = True) -> Any:
+def render_split(
+    input: str | Path,
+    output: str | Path,
+    settings: Settings,
+    count: int,
+    *,
+    command: str | None = None,
+    on_progress: ProgressFn = _noop,
+    on_note: NoteFn = _noop,
+    resume: bool = True,
+) -> Any:
     """Render a video as ``count`` segments one after another in this process, then join them.
 
     The same result as the cluster's parallel run (each segment is its own chain); for tests,
@@ -300,6 +368,7 @@ def render_split(input: str | Path, output: str | Path, settings: Settings, coun
     done_before = 0
     results = []
     for seg in split.segments:
+
         def progress(done: int, _total: int | None, base: int = done_before) -> None:
             on_progress(base + done, max(planned, base + done))
 
@@ -309,5 +378,17 @@ def render_split(input: str | Path, output: str | Path, settings: Settings, coun
     return assemble(split, results, command=command, on_note=on_note)
 
 
-__all__ = ["Segment", "SplitPlan", "assemble", "check_splittable", "cross_fade", "joined_frames", "make_plan",
-           "plan", "render_segment", "render_split", "segments_dir", "seconds_to_frames"]
+__all__ = [
+    "Segment",
+    "SplitPlan",
+    "assemble",
+    "check_splittable",
+    "cross_fade",
+    "joined_frames",
+    "make_plan",
+    "plan",
+    "render_segment",
+    "render_split",
+    "segments_dir",
+    "seconds_to_frames",
+]

@@ -74,8 +74,19 @@ def test_plan_balances_work_and_covers_every_frame_once():
 def test_split_render_here_keeps_frames_fps_and_audio(tmp_path):
     """The segmented path without Ray: same frame count, exact fps and sound as a plain render; no leftovers."""
     clip = make_clip(tmp_path / "in.mp4", seconds=2.4, fps="24000/1001", size="64x48", audio=True)
-    s = merge(Settings(), {"model": "tiny", "steps": 1, "octaves": 1, "warm_steps": 1, "preroll": 0.3,
-                           "join": 0.2, "encoder_preset": "ultrafast"}, source="test")
+    s = merge(
+        Settings(),
+        {
+            "model": "tiny",
+            "steps": 1,
+            "octaves": 1,
+            "warm_steps": 1,
+            "preroll": 0.3,
+            "join": 0.2,
+            "encoder_preset": "ultrafast",
+        },
+        source="test",
+    )
     result = render_split(clip, tmp_path / "out.mp4", s, 3)
     src, out = probe(clip), probe(tmp_path / "out.mp4")
     assert result.frames == sum(1 for _ in iter_frames(clip)) == sum(1 for _ in iter_frames(tmp_path / "out.mp4"))
@@ -90,9 +101,11 @@ def test_without_the_extra_ray_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
     clip = make_clip(tmp_path / "in.mp4", seconds=0.3)
     (tmp_path / "m.toml").write_text(JOB_DEFAULTS + '[[job]]\nkind = "video"\ninput = "in.mp4"\noutput = "o.mp4"\n')
-    for args in (["video", str(clip), "-o", str(tmp_path / "o.mp4"), "--ray", "auto"],
-                 ["video", str(clip), "-o", str(tmp_path / "o.mp4"), "--segments", "2"],
-                 ["batch", str(tmp_path / "m.toml"), "--ray", "local"]):
+    for args in (
+        ["video", str(clip), "-o", str(tmp_path / "o.mp4"), "--ray", "auto"],
+        ["video", str(clip), "-o", str(tmp_path / "o.mp4"), "--segments", "2"],
+        ["batch", str(tmp_path / "m.toml"), "--ray", "local"],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 1, (args, result.output)
         lines = result.output.strip().splitlines()
@@ -102,9 +115,11 @@ def test_without_the_extra_ray_is_one_line(tmp_path, monkeypatch):
 
 
 def test_help_does_not_import_ray():
-    code = ("import sys; from typer.testing import CliRunner; from dreamvideo.cli import app; "
-            "r = CliRunner().invoke(app, ['video', '--help']); assert r.exit_code == 0 and '--segments' in r.output; "
-            "sys.exit('ray' in sys.modules)")
+    code = (
+        "import sys; from typer.testing import CliRunner; from dreamvideo.cli import app; "
+        "r = CliRunner().invoke(app, ['video', '--help']); assert r.exit_code == 0 and '--segments' in r.output; "
+        "sys.exit('ray' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0
 
 
@@ -126,8 +141,10 @@ def test_storage_check_names_the_worker_that_cannot_see(tmp_path):
         def get(refs):
             return refs
 
-    slots = [_Slot(Handle(True), {}, 1, "a worker 1", {"host": "a"}), _Slot(Handle(False), {}, 2, "b worker 2",
-                                                                           {"host": "b"})]
+    slots = [
+        _Slot(Handle(True), {}, 1, "a worker 1", {"host": "a"}),
+        _Slot(Handle(False), {}, 2, "b worker 2", {"host": "b"}),
+    ]
     pool = Pool(FakeRay(), slots, None, (None, False, None), lambda _: None)
     with pytest.raises(ClusterError, match=r"worker on b .*cannot see .*same path"):
         pool.check_storage(tmp_path)
@@ -157,13 +174,26 @@ def cluster():
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="dvray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     marker = uuid.uuid4().hex
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "DVRAY_TEST": marker,
-           "DREAMVIDEO_WORKER_SETUP": "tiny_model:register", "RAY_USAGE_STATS_ENABLED": "0",
-           # Ray 2.60 turns token auth on for a head when ~/.ray/auth_token exists, but not for a node
-           # joining it: give every process of this cluster the same fresh token explicitly.
-           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex + uuid.uuid4().hex}
-    common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--object-store-memory", str(100 * 2**20),
-              "--disable-usage-stats"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}",
+        "DVRAY_TEST": marker,
+        "DREAMVIDEO_WORKER_SETUP": "tiny_model:register",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        # Ray 2.60 turns token auth on for a head when ~/.ray/auth_token exists, but not for a node
+        # joining it: give every process of this cluster the same fresh token explicitly.
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": uuid.uuid4().hex + uuid.uuid4().hex,
+    }
+    common = [
+        "--num-cpus",
+        "1",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--object-store-memory",
+        str(100 * 2**20),
+        "--disable-usage-stats",
+    ]
 
     def ray(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([ray_cli, *args], env=env, capture_output=True, text=True, timeout=240)
@@ -186,13 +216,20 @@ def cluster():
 
 
 def _drive(cluster: Cluster, *args: str, cwd: Path, timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(DRIVER), *args], env=cluster.env, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(DRIVER), *args], env=cluster.env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _start(cluster: Cluster, *args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(DRIVER), *args], env=cluster.env, cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, str(DRIVER), *args],
+        env=cluster.env,
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _workers(cluster: Cluster, busy: bool = False) -> list[int]:
@@ -203,8 +240,10 @@ def _workers(cluster: Cluster, busy: bool = False) -> list[int]:
             continue
         try:
             title = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-            if not title.startswith("ray::Worker") or f"DVRAY_TEST={cluster.marker}".encode() not in \
-                    (proc / "environ").read_bytes():
+            if (
+                not title.startswith("ray::Worker")
+                or f"DVRAY_TEST={cluster.marker}".encode() not in (proc / "environ").read_bytes()
+            ):
                 continue
         except OSError:
             continue
@@ -272,8 +311,9 @@ def test_batch_with_segments_splits_videos_and_runs_zooms_whole(cluster, tmp_pat
     text += '[[job]]\nkind = "zoom"\nnoise = true\nsize = "48x32"\nseconds = 0.5\nfps = 10\noutput = "out/z.mp4"\n'
     text = text.replace('flow = "dis-fast"', 'flow = "dis-fast"\npreroll = 0.5\njoin = 0.5')
     (tmp_path / "out.toml").write_text(text)
-    ran = _drive(cluster, "batch", str(tmp_path / "out.toml"), "--ray", cluster.address, "--segments", "2",
-                 cwd=tmp_path)
+    ran = _drive(
+        cluster, "batch", str(tmp_path / "out.toml"), "--ray", cluster.address, "--segments", "2", cwd=tmp_path
+    )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "segment 2/2" in ran.stdout and "2 segments on" in ran.stdout
     assert "a zoom cannot be split into segments" in ran.stdout
@@ -282,8 +322,9 @@ def test_batch_with_segments_splits_videos_and_runs_zooms_whole(cluster, tmp_pat
     assert _facts(tmp_path / "out" / "z.mp4")[0] == 5
     doc = json.loads((tmp_path / "out" / "v.settings.json").read_text())
     assert len(doc["segments"]) == 2 and doc["batch"]["job"] == "v"
-    again = _drive(cluster, "batch", str(tmp_path / "out.toml"), "--ray", cluster.address, "--segments", "2",
-                   cwd=tmp_path)
+    again = _drive(
+        cluster, "batch", str(tmp_path / "out.toml"), "--ray", cluster.address, "--segments", "2", cwd=tmp_path
+    )
     assert again.returncode == 0 and again.stdout.count("skipped") >= 2, again.stdout
     assert not segments_dir(tmp_path / "out" / "v.mp4").exists() and _no_partials(tmp_path / "out") == []
 
@@ -292,8 +333,16 @@ def test_batch_with_segments_splits_videos_and_runs_zooms_whole(cluster, tmp_pat
 def test_worker_killed_mid_render_the_job_completes_with_every_frame_once(cluster, tmp_path):
     make_clip(tmp_path / "long.mp4", seconds=6, fps="10", size="64x48", audio=True)
     output = tmp_path / "out" / "long.mp4"
-    driver = _start(cluster, "batch", str(_manifest(tmp_path, [("long.mp4", "long.mp4")])), "--ray",
-                    cluster.address, "--workers", "2", cwd=tmp_path)
+    driver = _start(
+        cluster,
+        "batch",
+        str(_manifest(tmp_path, [("long.mp4", "long.mp4")])),
+        "--ray",
+        cluster.address,
+        "--workers",
+        "2",
+        cwd=tmp_path,
+    )
     try:
         _wait_for(lambda: _frames_done(output) >= 5, 240, "5 finished frames", driver)
         busy = _workers(cluster, busy=True)
@@ -310,8 +359,10 @@ def test_worker_killed_mid_render_the_job_completes_with_every_frame_once(cluste
     # Every frame once, in place: frame by frame the same as an uninterrupted plain run's.
     plain = run_batch(load_manifest(_manifest(tmp_path, [("long.mp4", "long.mp4")], out="plain")))
     assert len(plain.done) == 1
-    diffs = [float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
-             for a, b in zip(frames, iter_frames(tmp_path / "plain" / "long.mp4"))]
+    diffs = [
+        float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+        for a, b in zip(frames, iter_frames(tmp_path / "plain" / "long.mp4"))
+    ]
     assert len(diffs) == 60 and max(diffs) < 1.0 and float(np.mean(diffs)) < 0.3, [round(d, 2) for d in diffs]
     assert _no_partials(tmp_path / "out") == [] and not work_dir_for(output).exists()
 
@@ -324,8 +375,12 @@ def test_driver_killed_mid_batch_then_rerun_skips_and_resumes(cluster, tmp_path)
     long_out = tmp_path / "out" / "long.mp4"
     driver = _start(cluster, "batch", str(manifest), "--ray", cluster.address, cwd=tmp_path)
     try:
-        _wait_for(lambda: (tmp_path / "out" / "short.mp4").exists() and _frames_done(long_out) >= 5, 240,
-                  "the short job done and 5 frames of the long one", driver)
+        _wait_for(
+            lambda: (tmp_path / "out" / "short.mp4").exists() and _frames_done(long_out) >= 5,
+            240,
+            "the short job done and 5 frames of the long one",
+            driver,
+        )
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=60)
     finally:
@@ -353,22 +408,62 @@ def _flicker(out: list[np.ndarray], raw: list[np.ndarray]) -> list[tuple[float, 
         m = mask[..., None]
         w = float(m.sum()) * 3 + 1e-6
         o, r = out[t].astype(np.float32), raw[t].astype(np.float32)
-        rows.append((float((np.abs(o - warp(out[t - 1].astype(np.float32), flow_bw)) * m).sum() / w),
-                     float((np.abs(r - warp(raw[t - 1].astype(np.float32), flow_bw)) * m).sum() / w)))
+        rows.append(
+            (
+                float((np.abs(o - warp(out[t - 1].astype(np.float32), flow_bw)) * m).sum() / w),
+                float((np.abs(r - warp(raw[t - 1].astype(np.float32), flow_bw)) * m).sum() / w),
+            )
+        )
     return rows
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="since the coherence-v2 chain (detail_decay 0.997) two segments' dreams differ "
-                   "more: a 2 s join's largest step is 1.8x the median (1.37x before), window flicker 1.26x; "
-                   "issue 13 asks <= 1.5x and <= 1.2x")
+@pytest.mark.xfail(
+    strict=True,
+    reason="since the coherence-v2 chain (detail_decay 0.997) two segments' dreams differ "
+    "more: a 2 s join's largest step is 1.8x the median (1.37x before), window flicker 1.26x; "
+    "issue 13 asks <= 1.5x and <= 1.2x",
+)
 def test_segmented_render_of_a_real_clip_joins_smoothly(cluster, tmp_path, inception_weights):
     clip = tmp_path / "street.mp4"
-    ffmpeg("-i", str(need(MEDIA / "vtest.avi")), "-f", "lavfi", "-i", "sine=frequency=440:duration=6", "-t", "6",
-           "-vf", "scale=128:-2", "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip))
+    ffmpeg(
+        "-i",
+        str(need(MEDIA / "vtest.avi")),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=6",
+        "-t",
+        "6",
+        "-vf",
+        "scale=128:-2",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "12",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(clip),
+    )
     output = tmp_path / "dreamed.mp4"
-    ran = _drive(cluster, "video", str(clip), "-o", str(output), "--segments", "2", "--ray", cluster.address,
-                 "--weights", str(inception_weights), "--set", "model=inception_v3", cwd=tmp_path)
+    ran = _drive(
+        cluster,
+        "video",
+        str(clip),
+        "-o",
+        str(output),
+        "--segments",
+        "2",
+        "--ray",
+        cluster.address,
+        "--weights",
+        str(inception_weights),
+        "--set",
+        "model=inception_v3",
+        cwd=tmp_path,
+    )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     src, out = probe(clip), probe(output)
     raw, dreamed = list(iter_frames(clip)), list(iter_frames(output))
