@@ -344,7 +344,10 @@ def analyze_file(
 
     Returns:
         AudioFeatures: per-frame loudness, onsets, low, mid and high (each 0..1) and the onset frames.
-        InputError when the file has no sound or cannot be read.
+
+    Raises:
+        InputError: the file is missing, has no sound or cannot be read.
+        MediaError: ffmpeg failed on a file that looked valid.
     """
     samples = read_audio(path, sample_rate=SAMPLE_RATE, start=start, duration=duration)
     return analyze(samples, SAMPLE_RATE, fps, n_frames=n_frames)
@@ -441,6 +444,9 @@ def plot_features(f: AudioFeatures, width: int = 1200, height: int = 600) -> np.
 
     Returns:
         The picture as an HxWx3 uint8 RGB array (write it with any image writer).
+
+    Raises:
+        ConfigError: ``width`` is under 240 or ``height`` under 160.
     """
     import cv2
 

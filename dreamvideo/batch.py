@@ -477,6 +477,23 @@ def run_batch(
     manifest path and the job. executor: who runs the jobs that must run (default run_local: in
     order, here; cluster.batch_executor: across a Ray cluster). KeyboardInterrupt is logged and
     re-raised (finished frames stay).
+
+    Args:
+        manifest: a manifest from ``load_manifest``.
+        dry_run: True plans every job (what it would do, or why it is skipped) and renders nothing.
+        on_event: called with one line per event (``on_event(line)``).
+        on_progress: called as ``on_progress(done, total_or_None)`` with the running job's frames.
+        command: the command line to record; None = "dreamvideo batch MANIFEST".
+        executor: runs the jobs that must run and yields their outcomes; None = ``run_local``.
+
+    Returns:
+        BatchSummary: the manifest path, whether it was a dry run, one JobOutcome per job in manifest
+        order (done, skipped or failed, with its reason, log and warnings) and the batch's wall time
+        in seconds.
+
+    Raises:
+        OutputError: the log folder beside the manifest cannot be created.
+        KeyboardInterrupt: re-raised after it is logged.
     """
     t0 = time.perf_counter()
     base_command = command or f"dreamvideo batch {manifest.path}"

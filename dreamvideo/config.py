@@ -747,6 +747,18 @@ def merge(base: Settings, data: Mapping[str, Any], source: str) -> Settings:
     ``source`` names where the data came from, for error messages ("presets/deep.toml", "command line").
     Unknown sections or keys, and values outside their rule, raise ConfigError naming the source
     and the key; nothing is half-applied.
+
+    Args:
+        base: the settings to start from (not changed).
+        data: the settings to apply: sections (``{"dream": {...}}``), flat keys (``{"strength": 1.5}``),
+            and the top-level ``schedule`` / ``react`` lists.
+        source: where ``data`` came from, named in error messages.
+
+    Returns:
+        New Settings: ``base`` with ``data`` applied.
+
+    Raises:
+        ConfigError: ``data`` is not a table, or a section, key or value is unknown or out of its rule.
     """
     updates: dict[str, dict[str, Any]] = {sec: {} for sec in SECTIONS}
     top: dict[str, Any] = {}
@@ -799,7 +811,17 @@ def merge(base: Settings, data: Mapping[str, Any], source: str) -> Settings:
 
 
 def settings_from_dict(data: Mapping[str, Any]) -> Settings:
-    """Rebuild Settings from ``to_dict()`` output (used by resume and tests)."""
+    """Rebuild Settings from ``to_dict()`` output (used by resume and tests).
+
+    Args:
+        data: a mapping as ``Settings.to_dict()`` writes it (sections, ``schedule`` and ``react``).
+
+    Returns:
+        The Settings: the defaults with ``data`` applied.
+
+    Raises:
+        ConfigError: an unknown key or a value out of its rule.
+    """
     return merge(Settings(), data, source="settings")
 
 

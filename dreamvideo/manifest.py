@@ -209,7 +209,21 @@ def _check_encode(where: str, settings: Settings) -> None:
 
 
 def load_manifest(path: str | Path) -> Manifest:
-    """Read and validate a manifest; ConfigError (one line naming file, job and key) on any problem."""
+    """Read and validate a manifest; ConfigError (one line naming file, job and key) on any problem.
+
+    Args:
+        path: the manifest TOML file; relative inputs, outputs and preset paths in it are taken from
+            its folder.
+
+    Returns:
+        Manifest: the absolute path, the description, the jobs in file order (each with its settings
+        resolved: defaults < preset < job keys) and the folder for the per-job logs.
+
+    Raises:
+        ConfigError: the file cannot be read or is not valid TOML, or a key, value, preset or job is
+            invalid (an unknown key or kind, a missing kind, input or output key, an output of the wrong kind
+            or equal to its input, two jobs writing one output).
+    """
     shown = str(path)  # errors name the file as the user gave it
     path = Path(os.path.abspath(Path(path).expanduser()))
     data = read_toml(path)

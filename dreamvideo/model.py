@@ -556,6 +556,10 @@ def install_weights(name: str, file: str | Path) -> Path:
 
     Returns:
         The installed path; from then on the model works offline with no flag.
+
+    Raises:
+        ModelError: an unknown model, a missing or non-.h5 file, weights that do not fit the model, or a
+            copy that fails (the install folder not writable, the bytes changed).
     """
     import hashlib
     import shutil

@@ -138,7 +138,11 @@ def load_preset(name: str | None, base: Settings | None = None) -> Settings:
         base: the settings the preset applies on top of; None = the built-in defaults.
 
     Returns:
-        The resolved Settings. ConfigError names the file and key of a bad preset.
+        The resolved Settings.
+
+    Raises:
+        ConfigError: an unknown preset or missing file, a file that is not valid TOML, or an unknown key
+            or bad value (named with the file and the key).
     """
     base = base or Settings()
     if name is None:
@@ -152,6 +156,14 @@ def list_presets(on_skip: Callable[[str], None] | None = None) -> list[Preset]:
 
     A file that cannot be read as a preset is left out (a shipped preset of the same name then
     shows), and ``on_skip`` gets one line saying which file and why.
+
+    Args:
+        on_skip: called with one line per skipped file or unreadable folder (``on_skip(message)``);
+            None = skipped silently.
+
+    Returns:
+        The presets (name, path, first line of the description; ``data`` left empty), sorted by name.
+        Never raises for a bad file.
     """
     found: dict[str, Preset] = {}
     for folder in reversed(_search_dirs()):

@@ -67,7 +67,22 @@ __all__ = [
 
 
 def dream_image(image: np.ndarray, settings: Settings | None = None, seed: int | None = None) -> np.ndarray:
-    """Dream an HxWx3 RGB image (uint8 or float 0..255) with ``settings``; returns uint8 HxWx3."""
+    """Dream an HxWx3 RGB image (uint8 or float 0..255) with ``settings``; returns uint8 HxWx3.
+
+    Args:
+        image: an HxWx3 RGB array, uint8 or float with values 0..255 (not resized here: ``max_side``
+            applies to files, see ``render_image``).
+        settings: the look (model, layers, strength, keep_colors, mask, ...); None = the built-in defaults.
+        seed: the random seed of this dream; None = ``settings.dream.seed``.
+
+    Returns:
+        The dreamed image, an HxWx3 uint8 RGB array of the input's size.
+
+    Raises:
+        ModelError: the model or a layer is unknown, or its weights cannot be had.
+        ConfigError: a setting is invalid (e.g. a mask that does not fit).
+        InputError: a control file (a mask) is missing or unreadable.
+    """
     from .controls import Controls
     from .dream import get_engine
 
@@ -96,6 +111,25 @@ def render_image(
     """Dream an image file into another (PNG/JPEG/WebP by extension), with a settings JSON beside it.
 
     ``record``: extra keys for the settings JSON (a batch adds its manifest and job).
+
+    Args:
+        input: the image file to dream.
+        output: the image to write (.png, .jpg/.jpeg or .webp), or an OutputTarget.
+        settings: the look; ``settings.dream.max_side`` caps the longer side (pixels) before the dream.
+        command: the command line to record in the settings JSON; None = none recorded.
+        on_note: called with each one-line notice (``on_note(message)``), e.g. a model fallback.
+        record: extra keys for the settings JSON; None = none.
+
+    Returns:
+        RenderResult: the output path, its width and height in pixels, ``frames`` = 1, the model, the
+        wall time in seconds, the settings JSON's path and the notices.
+
+    Raises:
+        InputError: the input is missing, empty or not a readable image.
+        OutputError: the output cannot be written (folder missing or read-only, same as the input);
+            DiskFullError when the disk runs out; OutputKindError for a video output.
+        ConfigError: a setting is invalid, or the frame is too large for the model.
+        ModelError: the model or a layer is unknown, or its weights cannot be had.
     """
     from .decode import read_image, resize_max_side
     from .dream import get_engine
@@ -212,6 +246,34 @@ def render_video(
     also dreams 3 frames of the second half from scratch (the settled strength ratio) and writes
     ``report_path(output)``: input and output side by side above a per-frame plot of strength and
     flicker (metrics.py).
+
+    Args:
+        input: the video file to dream (it must have more than one frame).
+        output: a video file (.mp4, .mkv, .mov, .webm, ... by extension), "name/" for PNG frames, or an
+            OutputTarget.
+        settings: the look and the video options (start/duration in seconds, max_frames, flow,
+            coherent, crf, audio, ...).
+        command: the command line to record in the settings JSON; None = none recorded.
+        on_progress: called after each frame as ``on_progress(done, total_or_None)``: frames written so
+            far and the expected total (None when the header gives none; it may grow).
+        on_note: called with each one-line notice (``on_note(message)``).
+        resume: True continues from the finished frames of an interrupted run with the same input and
+            settings; False starts again from the first frame.
+        record: extra keys for the settings JSON; None = none.
+        report: True also writes the report figure (PNG) beside the output.
+
+    Returns:
+        RenderResult: the output path, the encoded width and height in pixels, the frame count, the
+        model, the wall time in seconds, the settings JSON's path, the frames reused from an interrupted
+        run, the metrics (flicker, strength, drift), the notices and warnings (a damaged input).
+
+    Raises:
+        InputError: the input is missing, not a video, a still image, or no frame can be decoded.
+        OutputError: the output cannot be written; DiskFullError when the disk runs out; BusyError when
+            another render holds the same output; OutputKindError for an image output.
+        ConfigError: a setting, schedule or reaction is invalid, or the frame is too large for the model.
+        ModelError: the model or a layer is unknown, or its weights cannot be had.
+        MediaError: ffmpeg or OpenCV failed on a file that looked valid.
     """
     from .chain import VideoChain
     from .controls import Controls

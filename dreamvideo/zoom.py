@@ -358,6 +358,32 @@ def render_zoom(
     reactions. Finished frames are kept in a work folder beside the output, so the same call after
     an interruption continues the chain from the last saved frame; the output appears under its
     final name only when complete, with a settings JSON beside it (plus ``record``'s extra keys).
+
+    Args:
+        input: the start image, or None to start from noise (``settings.zoom.noise``; exactly one of the two).
+        output: a video file (by extension), "name/" for PNG frames, or an OutputTarget.
+        settings: the look and ``settings.zoom`` (seconds > 0, fps, zoom_per_second, rotate_per_second, loop, noise,
+            size in pixels, ...).
+        command: the command line to record in the settings JSON; None = none recorded.
+        on_progress: called after each frame as ``on_progress(done, total_or_None)``.
+        on_note: called with each one-line notice (``on_note(message)``).
+        resume: True continues from the saved frames of an interrupted run with the same inputs and
+            settings; False starts again.
+        soundtrack: an audio file (or a video with sound) to mux in and to drive ``react``; None = silent.
+        record: extra keys for the settings JSON; None = none.
+
+    Returns:
+        RenderResult: the output path, the encoded width and height in pixels, the frame count, the
+        model, the wall time in seconds, the settings JSON's path, the frames reused and the notices.
+
+    Raises:
+        ConfigError: neither or both of ``input`` and noise, a reaction without a sound track, an invalid
+            setting, schedule or reaction, or a frame too large for the model.
+        InputError: the input image or sound track is missing or unreadable, or the sound track has no sound.
+        OutputError: the output cannot be written; DiskFullError when the disk runs out; BusyError when
+            another render holds the same output; OutputKindError for an image output.
+        ModelError: the model or a layer is unknown, or its weights cannot be had.
+        MediaError: ffmpeg failed on a file that looked valid.
     """
     from .controls import Controls
     from .dream import get_engine
