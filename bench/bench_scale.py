@@ -94,6 +94,7 @@ def main() -> None:
     from dreamvideo.batch import load_manifest, run_batch
     from dreamvideo.segments import make_plan
 
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only (read when ray is imported)
     ray = cluster.require_ray()
     flat = {"max_side": max(w, h), "encoder_preset": "veryfast"}
     settings = default_settings(**flat)
@@ -109,6 +110,7 @@ def main() -> None:
     ray.init(
         num_cpus=os.cpu_count() or 2,
         include_dashboard=False,
+        _node_ip_address="127.0.0.1",  # loopback only
         log_to_driver=False,
         logging_level=logging.ERROR,
         object_store_memory=256 * 2**20,

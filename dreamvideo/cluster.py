@@ -494,12 +494,16 @@ def _init(ray: Any, address: str, temp_dir: str | None) -> bool:
             ray.init(
                 num_cpus=os.cpu_count() or 1,
                 include_dashboard=False,
+                _node_ip_address="127.0.0.1",  # a Ray of this run alone: loopback only, no open port outside
                 object_store_memory=256 * 2**20,
                 runtime_env={"env_vars": {"PYTHONPATH": _python_path()}},
                 _temp_dir=temp_dir,
                 **quiet,
             )
         else:
+            host = address.rsplit(":", 1)[0] if ":" in address else ""
+            if host.startswith("127."):  # a cluster on this machine's loopback: this driver's node is there too
+                quiet["_node_ip_address"] = host
             ray.init(address=address, **quiet)
     except Exception as err:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError, by version
         where = "on this machine" if address == "auto" else f"at {address!r}"
@@ -556,6 +560,10 @@ def connect(
         raise ClusterError(f"--workers must be at least 1, got {workers}")
     if address not in MODES and ":" not in address:
         raise ClusterError(f"--ray {address!r} is not auto, local or HOST:PORT: e.g. --ray auto, --ray 10.0.0.5:6379")
+    if address == "local":
+        # A Ray of this run alone stays on loopback: without this Ray swaps 127.0.0.1 for the
+        # machine's network address (its multi-node default), read once when ray is imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = require_ray()
     started = _init(ray, address, temp_dir)
     pool = None

@@ -22,6 +22,8 @@ os.environ.setdefault("DREAMVIDEO_CACHE", str(_CACHE_ROOT / "cache"))
 os.environ["DREAMVIDEO_PRESETS"] = str(_CACHE_ROOT / "user-presets")
 os.environ.pop("DREAMVIDEO_WEIGHTS", None)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Ray started by tests (in this process or in children) stays on loopback, never the network address.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 from helpers import INCEPTION_WEIGHTS, MEDIA, need  # noqa: E402 (after the cache isolation above)
 

@@ -2,7 +2,7 @@
 a video split into segments and joined, and a one-line error without the extra.
 
 The cluster tests start their own cluster once per module (a head and a second node joined with
-`ray start --address`, one CPU each, 127.0.0.1 only, a fresh --temp-dir) and always stop it with
+`ray start --address`, one CPU each, loopback (127.0.0.2) only, a fresh --temp-dir) and always stop it with
 `ray stop --force`. Their drivers are the real CLI in subprocesses (tests/cluster_driver.py registers
 the tiny model there, and DREAMVIDEO_WORKER_SETUP on every worker). Tiny frames, one step.
 """
@@ -161,9 +161,14 @@ class Cluster:
     marker: str
 
 
+# Ray swaps 127.0.0.1 (and localhost) for the machine's network address so other machines can join;
+# another loopback address (127.0.0.0/8) is kept as given, so the whole test cluster stays on loopback.
+LOOPBACK = "127.0.0.2"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((LOOPBACK, 0))
         return s.getsockname()[1]
 
 
@@ -180,6 +185,8 @@ def cluster():
         "DVRAY_TEST": marker,
         "DREAMVIDEO_WORKER_SETUP": "tiny_model:register",
         "RAY_USAGE_STATS_ENABLED": "0",
+        # Multi-node on one machine (conftest turns it off for the single-node Rays of other tests).
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
         # Ray 2.60 turns token auth on for a head when ~/.ray/auth_token exists, but not for a node
         # joining it: give every process of this cluster the same fresh token explicitly.
         "RAY_AUTH_MODE": "token",
@@ -189,7 +196,7 @@ def cluster():
         "--num-cpus",
         "1",
         "--node-ip-address",
-        "127.0.0.1",
+        LOOPBACK,
         "--object-store-memory",
         str(100 * 2**20),
         "--disable-usage-stats",
@@ -203,13 +210,13 @@ def cluster():
         for attempt in range(3):
             done = ray("start", "--head", "--port", str(port), "--include-dashboard=false", "--temp-dir", temp, *common)
             if done.returncode == 0:
-                done = ray("start", "--address", f"127.0.0.1:{port}", "--temp-dir", temp, *common)
+                done = ray("start", "--address", f"{LOOPBACK}:{port}", "--temp-dir", temp, *common)
             if done.returncode == 0:
                 break
             ray("stop", "--force")
             if "timed out during startup" not in done.stderr + done.stdout or attempt == 2:
                 raise AssertionError(f"ray start failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-        yield Cluster(f"127.0.0.1:{port}", env, marker)
+        yield Cluster(f"{LOOPBACK}:{port}", env, marker)
     finally:
         ray("stop", "--force")
         shutil.rmtree(temp, ignore_errors=True)
