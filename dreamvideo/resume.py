@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BusyError, DiskFullError, OutputError
-from .files import write_atomic
+from .decode import read_image
+from .encode import free_bytes, human_bytes, write_error, write_image
+from .errors import BusyError, DiskFullError, DreamVideoError, InputError, OutputError
+from .files import sibling_name, write_atomic
 
 # Inputs up to this size are hashed whole (a few hundred ms at most); larger ones by their size and
 # _SAMPLES evenly spaced blocks, first and last included, which any re-encode or other clip changes.
@@ -45,8 +47,6 @@ _LOCK_NAME = "lock"
 
 def work_dir_for(output: Path) -> Path:
     """Where an output's work folder lives: beside it, named after it (shortened when too long)."""
-    from .files import sibling_name
-
     output = Path(output)
     name = output.name.rstrip("/") or "output"
     return output.parent / sibling_name(name, "", ".dreamvideo-work")
@@ -77,8 +77,6 @@ def input_identity(path: Path | None) -> dict[str, Any] | None:
     try:
         return {"size": p.stat().st_size, "content": content_hash(p)}
     except OSError as err:
-        from .errors import InputError
-
         raise InputError(f"input {str(p)!r} cannot be read ({err.strerror}): check the file") from None
 
 
@@ -133,8 +131,6 @@ class WorkDir:
                 self.root.mkdir(parents=True, exist_ok=True)
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as err:
-                from .encode import write_error
-
                 raise write_error(path, err) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -270,9 +266,6 @@ class WorkDir:
     def load_frame(self, index: int) -> np.ndarray:
         """A finished frame, HxWx3 uint8 RGB. A frame that no longer decodes (damaged after it was
         checked) cuts the state back to it, so running the command again redoes it and what follows."""
-        from .decode import read_image
-        from .errors import DreamVideoError, InputError
-
         try:
             return read_image(self.frame_path(index))
         except DreamVideoError:
@@ -289,8 +282,6 @@ class WorkDir:
 
         copies: how many times a finished frame is stored (2 for a PNG-frames output on the same disk).
         """
-        from .encode import free_bytes, human_bytes
-
         self.total_frames, self.frame_size = total_frames, frame_size
         if not total_frames:
             return None
@@ -307,14 +298,10 @@ class WorkDir:
     def _need(self, index: int) -> str:
         if not self.total_frames or not self.frame_size:
             return ""
-        from .encode import human_bytes
-
         return human_bytes(max(self.total_frames - index, 1) * frame_bytes(self.frame_size))
 
     def save_frame(self, index: int, frame: np.ndarray) -> None:
         """Store a finished frame, then record it in the state (so a kill never counts a half file)."""
-        from .encode import write_error, write_image
-
         try:
             write_image(self.frame_path(index), frame)
         except DiskFullError:
@@ -337,8 +324,6 @@ class WorkDir:
             ) from None
 
     def _write_state(self) -> None:
-        from .encode import write_error
-
         state = {"digest": self.digest, "input": self.source, "frames_done": self.frames_done}
         try:
             write_atomic(self.root / "state.json", json.dumps(state))

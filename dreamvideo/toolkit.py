@@ -26,10 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from .audio import analyze_file, load_features, save_features
 from .config import RULES, Settings
-from .encode import VIDEO_KINDS, check_crf, check_output_path, write_error
+from .dream import DreamParams
+from .encode import VIDEO_KINDS, check_crf, check_output_path, output_kind, write_error
 from .errors import ConfigError, InputError
 from .files import sibling_name, write_atomic
+from .model import device_description  # TensorFlow itself is imported only when a device is asked for
 from .resume import WorkDir
 from .schedule import Timeline, parse_all
 
@@ -128,8 +131,6 @@ def sibling_of(output: str | Path | OutputTarget, suffix: str) -> Path:
     """A file beside an output named after it: (dream.mp4, ".report.png") -> dream.report.png; a
     frames folder keeps its whole name (frames/ -> frames.report.png). Shortened to fit beside a
     long name (files.sibling_name)."""
-    from .encode import output_kind
-
     if isinstance(output, OutputTarget):
         path, kind = output.path, output.kind
     else:
@@ -166,8 +167,6 @@ def write_settings_file(output: str | Path | OutputTarget, settings: Settings, e
     """Resolved settings, command, versions, timings and metrics, as JSON beside the output (atomic)."""
     path = settings_path(output)
     shown = output.path if isinstance(output, OutputTarget) else output
-    from .model import device_description  # every render has TensorFlow loaded by the time it writes this
-
     doc = {
         "output": str(shown),
         "settings": settings.to_dict(),
@@ -305,8 +304,6 @@ def dream_params(frame: Settings, *, warm: bool, step_scale: float | None = None
     ``steps`` 0 disables all dreaming, seeded frames included. ``step_scale`` replaces
     ``warm_step_scale`` (zoom passes 1.0: its camera magnifies the picture, so detail must grow anew).
     """
-    from .dream import DreamParams
-
     d, v = frame.dream, frame.video
     if not warm:
         return DreamParams.from_config(d)
@@ -341,8 +338,6 @@ def build_timeline(
     schedules, reactions = parse_all(settings.schedule, settings.react, RULES)
     features = None
     if reactions:
-        from .audio import analyze_file, load_features, save_features
-
         if media is None:
             raise ConfigError("--react needs a sound track: give an input with audio, or a sound track for zoom")
         if cache is not None and cache.is_file():

@@ -537,10 +537,10 @@ def test_out_of_inodes_writing_the_state_is_one_line(tmp_path, monkeypatch):
 
 
 def test_short_disk_is_a_note_before_the_first_frame(tmp_path, monkeypatch):
-    import dreamvideo.encode as encode
+    import dreamvideo.resume as resume  # where the work folder's plan looks the free space up
 
     clip = make_clip(tmp_path / "clip.mp4", seconds=1.0)
-    monkeypatch.setattr(encode, "free_bytes", lambda _folder: 1000)
+    monkeypatch.setattr(resume, "free_bytes", lambda _folder: 1000)
     result = runner.invoke(app, ["video", str(clip), "-o", str(tmp_path / "o.mp4"), *TINY_FLAGS, "--max-frames", "2"])
     assert result.exit_code == 0, result.stderr
     assert any("may need about" in ln and "1.0 kB free" in ln for ln in error_lines(result.stderr)), result.stderr
