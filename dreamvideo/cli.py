@@ -365,13 +365,13 @@ def video(
     resume: ResumeOpt = True,
     ray: RayOpt = None,
     workers: WorkersOpt = None,
-    segments: SegmentsOpt = 1,
     given: dict[str, Any] | None = None,
 ) -> None:
     """Dream a video, coherent in time, at the source's exact frame rate, with its audio."""
     with _user_errors():
-        address = _cluster_address(ray, workers, segments)
         settings = _settings(preset, given or {}, set_, schedule, react)
+        segments = settings.video.segments  # --segments, a preset or --set: the setting decides
+        address = _cluster_address(ray, workers, segments)
         from .render import render_video
 
         progress = _Progress()
@@ -403,6 +403,7 @@ def video(
                         on_progress=progress,
                         on_note=lambda m: progress.write(f"note: {m}"),
                         resume=resume,
+                        report=report,
                     )
         finally:
             progress.close()
@@ -602,8 +603,10 @@ def batch(
     with _user_errors():
         from .batch import format_summary, load_manifest, run_batch
 
-        address = None if dry_run else _cluster_address(ray, workers, segments)
         loaded = load_manifest(manifest)
+        # A video job's own `segments` setting wins over --segments; either > 1 needs Ray.
+        split = max([segments, *(j.settings.video.segments for j in loaded.jobs if j.kind == "video")])
+        address = None if dry_run else _cluster_address(ray, workers, split)
         progress = _Progress(desc="cluster" if address else "dreaming")
 
         def event(line: str) -> None:

@@ -190,10 +190,17 @@ class Worker:
                     assembly = functools.partial(_assemble_job, split, results, where)
                 value = batch.run_job(job, manifest, command, on_note=note, on_progress=progress, render=assembly)
             elif unit.kind == "video":
-                input, output, settings, command = unit.payload
+                input, output, settings, command, report = unit.payload
                 load = self._load(settings)
                 value = render.render_video(
-                    input, output, settings, command=command, on_progress=progress, on_note=note, resume=True
+                    input,
+                    output,
+                    settings,
+                    command=command,
+                    on_progress=progress,
+                    on_note=note,
+                    resume=True,
+                    report=report,
                 )
             elif unit.kind == "segment":
                 split, segment = unit.payload
@@ -617,7 +624,8 @@ def connect(
 
 
 def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]]:
-    """A batch.run_batch executor that runs the jobs across the pool (video jobs split in ``segments``)."""
+    """A batch.run_batch executor that runs the jobs across the pool: video jobs split in ``segments``,
+    or in their own ``segments`` setting where a job sets one above 1."""
 
     def execute(
         jobs: list[Any], manifest: Any, command: str, on_event: EventFn, on_progress: ProgressFn
@@ -632,7 +640,10 @@ def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]
         failed: set[int] = set()
         for job in jobs:
             tag = job_tag(job, manifest)
-            if segments > 1 and job.kind == "video":
+            count = segments  # the batch's --segments, unless the job sets its own
+            if job.kind == "video" and job.settings.video.segments > 1:
+                count = job.settings.video.segments
+            if count > 1 and job.kind == "video":
                 try:
                     try:
                         job.output.parent.mkdir(parents=True, exist_ok=True)  # as batch's own renderer does
@@ -641,7 +652,7 @@ def batch_executor(pool: Pool, segments: int = 1) -> Callable[..., Iterator[Any]
                             f"cannot create the folder {str(job.output.parent)!r} ({err.strerror}): "
                             "choose an output in a folder you can write to"
                         ) from None
-                    split = make_plan(job.input, job.target, job.settings, segments)
+                    split = make_plan(job.input, job.target, job.settings, count)
                 except DreamVideoError as err:
                     append_log(manifest, job, f"FAILED: {_one_line(err)}")
                     yield JobOutcome(job, "failed", reason=_one_line(err))
@@ -732,9 +743,11 @@ def render_video(
     on_progress: ProgressFn = _noop,
     on_note: EventFn = _noop,
     resume: bool = True,
+    report: bool = False,
 ) -> Any:
     """Render one video on the pool: whole on one worker, or split in ``segments`` run in parallel and
-    joined. Returns render.RenderResult; raises the unit's error type (one line) when it fails."""
+    joined. Returns render.RenderResult; raises the unit's error type (one line) when it fails.
+    ``report``: also write the --report figure beside the output (render.render_video's)."""
     import shutil
 
     from . import errors
@@ -754,12 +767,16 @@ def render_video(
     if segments <= 1:
         if not resume:
             shutil.rmtree(work_dir_for(output), ignore_errors=True)
-        units = [Unit("video", "video", (input, target, settings, command), estimate_frames(info, settings) or 1, name)]
+        units = [
+            Unit(
+                "video", "video", (input, target, settings, command, report), estimate_frames(info, settings) or 1, name
+            )
+        ]
         follow = None
     else:
         if not resume:
             shutil.rmtree(segments_dir(output), ignore_errors=True)
-        split = make_plan(input, target, settings, segments)
+        split = make_plan(input, target, settings, segments, report=report)
         results: dict[int, Any] = {}
         where: dict[int, str] = {}
         units = [

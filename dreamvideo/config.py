@@ -89,10 +89,13 @@ class VideoConfig:
     start: float = 0.0  # seconds into the source where the render starts, 0..1e6
     duration: float | None = None  # seconds of source to render, > 0 .. 1e6; None = to the end
     max_frames: int | None = None  # stop after this many frames, 1..1e7; None = no limit
-    # Segmented renders (--segments N): each segment after the first starts this many seconds early,
+    # Segmented renders on Ray: the video is cut into this many contiguous segments dreamed in
+    # parallel, then joined, 1..1024 (1 = one chain; > 1 needs the `ray` extra).
+    segments: int = 1
+    # Each segment after the first starts this many seconds early,
     # 0..60 s, dreamed and thrown away, so its chain has settled by its first kept frame.
     preroll: float = 1.0
-    join: float = 2.0  # seconds by which adjacent segments overlap, cross-faded, 0..10 s (0 = a hard cut)
+    join: float = 3.0  # seconds by which adjacent segments overlap, cross-faded, 0..10 s (0 = a hard cut)
 
 
 @dataclass(frozen=True)
@@ -423,6 +426,15 @@ RULES: dict[str, Rule] = {
         "int", 1, 10_000_000, optional=True, panel="Input", commands=("video",), help="Stop after this many frames."
     ),
     # video: segmented renders (--segments)
+    "segments": Rule(
+        "int",
+        1,
+        1024,
+        panel="Cluster",
+        commands=("video",),
+        help="Split the video into this many segments rendered in parallel on Ray, then joined "
+        "(see --preroll, --join); > 1 implies --ray local if no --ray.",
+    ),
     "preroll": Rule(
         "float",
         0,

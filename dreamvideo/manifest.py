@@ -336,6 +336,12 @@ def _load_job(
         settings = merge(settings, files, source=where)
     _check_model(where, settings)
     _check_encode(where, settings)
+    if kind != "video" and settings.video.segments > 1:
+        why = " (each frame is dreamed from the one before)" if kind == "zoom" else ""
+        raise ConfigError(
+            f"{where}: a {kind} job cannot be split into segments{why}: drop segments from it "
+            "(jobs already run in parallel across a cluster)"
+        )
 
     if kind == "image" and kind_of_output != "image":
         raise ConfigError(f"{where}: output {out_text!r} is not an image: use {describe_kinds(IMAGE_KINDS)}")

@@ -465,8 +465,9 @@ class RangeResult:
     model: str  # the model that dreamed
     seconds: float  # wall time of this call (0 when the range was already complete)
     resumed_frames: int = 0  # frames found finished in the work folder and not dreamed again
-    # Per stored frame (index - start), the Metrics inputs: [strength, offset, flicker_out, flicker_in]
-    # (flicker entries None for a chain start). 0..255 scales.
+    # Per stored frame (index - start), the Metrics inputs: [strength, offset, flicker_out, flicker_in,
+    # scratch] (flicker entries None for a chain start; scratch: the strength of the frame dreamed
+    # from scratch where ``scratch_at`` asked for it, else None). 0..255 scales.
     per_frame: list[list[float | None]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # notices reported
 
@@ -488,6 +489,7 @@ def render_range(
     on_progress: ProgressFn = noop,
     on_note: NoteFn = noop,
     resume: bool = True,
+    scratch_at: frozenset[int] = frozenset(),
 ) -> RangeResult:
     """Dream the render's frames ``start .. stop - 1`` (``stop`` None = to the end of the source) as one
     chain that begins fresh at ``start``, and keep them as lossless frames in the folder ``work``.
@@ -497,6 +499,7 @@ def render_range(
     ``start`` are decoded and skipped (exact, whatever the file's timestamps). Resumable: a second
     call continues after the last stored frame; a complete range returns at once. ``tag`` is mixed
     into the work folder's digest (a segment's plan), so another plan never reuses these frames.
+    ``scratch_at``: render frame indices also dreamed from scratch (the --report strength samples).
     """
     from .controls import Controls
     from .dream import get_engine
@@ -539,6 +542,7 @@ def render_range(
             note,
             on_progress,
             t0,
+            scratch_at,
         )
     finally:
         store.release()
@@ -562,6 +566,7 @@ def _render_range(
     note: NoteFn,
     on_progress: ProgressFn,
     t0: float,
+    scratch_at: frozenset[int] = frozenset(),
 ) -> RangeResult:
     """render_range's body, with the segment's lock held."""
     from .chain import VideoChain
@@ -587,6 +592,7 @@ def _render_range(
     frames = iter_frames(input, max_side=settings.dream.max_side, start=v.start, duration=v.duration, max_frames=stop)
     ranged = itertools.islice(frames, start, None)  # decoded and dropped: exact even with uneven timestamps
     chain = VideoChain(engine, settings, controls)
+    scratch_chain = VideoChain(engine, settings.replace(coherent=False), controls) if scratch_at else None
     metrics = Metrics()
     q: queue.Queue = queue.Queue(maxsize=4)
     halt = threading.Event()
@@ -617,17 +623,22 @@ def _render_range(
                     out8 = store.load_frame(local)
                     if local == done - 1:
                         chain.restore(raw, out8, values)
-                    per_frame.append([None, None, None, None])  # not measured again on a resume
+                    per_frame.append([None, None, None, None, None])  # not measured again on a resume
                 else:
                     prev_raw, prev_out = chain.prev_raw, chain.prev_out
                     out8, step_info = chain.step(index, raw, coh, values)
                     metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"], index)
+                    scratch = None
+                    if scratch_chain is not None and index in scratch_at:
+                        metrics.add_scratch(index, raw, scratch_chain.step(index, raw, None, values)[0])
+                        scratch = metrics.scratch[index]
                     per_frame.append(
                         [
                             metrics.strength[-1],
                             metrics.offset[-1],
                             metrics.flicker_out.get(index),
                             metrics.flicker_in.get(index),
+                            scratch,
                         ]
                     )
                     store.save_frame(local, out8)

@@ -5,8 +5,11 @@ Segment k dreams from ``b_k - P`` (P = ``preroll`` seconds in frames; the first 
 to ``b_(k+1) + J`` (J = ``join`` seconds in frames; the last runs to the end of the source), as one
 chain that starts fresh: the P preroll frames let that chain settle (a fresh first frame is much
 stronger than the warm frames after it) and are thrown away; the J frames it shares with the next
-segment are cross-faded, frame t of the overlap taking ``w = (t - b_(k+1) + 1) / (J + 1)`` of the next
-segment, with both chains moving with the scene. Seeds and schedules are those of the whole render
+segment are cross-faded, both chains moving with the scene, the next segment's share rising from 0
+to 1 at the pace of the input's own motion (``fade_weights``: linear, ``(t - b_(k+1) + 1) / (J + 1)``,
+when the motion is even). Two chains that started at different frames hold different dreams (the
+carried detail lasts hundreds of frames), so the join is a transition of J frames, not a splice:
+its cost per frame is that difference over J + 1. Seeds and schedules are those of the whole render
 (render.render_range numbers frames as render_video does).
 
 Every segment keeps its frames lossless in its own folder under ``<output>.dreamvideo-segments/``
@@ -133,6 +136,7 @@ class SplitPlan:
     total: int  # frames the render is expected to have (the header's count; the last segment runs to the end)
     fps: str  # the source's exact frame rate, "num/den"
     join: int  # overlap frames between adjacent segments
+    report: bool = False  # also write the --report figure (segments dream their from-scratch samples)
 
     @property
     def root(self) -> Path:
@@ -154,8 +158,11 @@ def segments_dir(output: Path) -> Path:
     return output.parent / f"{output.name or 'output'}.dreamvideo-segments"
 
 
-def make_plan(input: str | Path, output: str | Path | Any, settings: Settings, count: int) -> SplitPlan:
+def make_plan(
+    input: str | Path, output: str | Path | Any, settings: Settings, count: int, *, report: bool = False
+) -> SplitPlan:
     """Probe the source and cut its render into ``count`` segments (settings' preroll and join, in seconds).
+    ``report``: the assembly also writes the --report figure beside the output.
 
     The frame count comes from the header (it may lie): the last segment runs to the real end of the
     stream, and a source that ends early only shortens the last segments.
@@ -178,14 +185,27 @@ def make_plan(input: str | Path, output: str | Path | Any, settings: Settings, c
     pre, join = seconds_to_frames(v.preroll, fps), seconds_to_frames(v.join, fps)
     segs = plan(total, count, pre, join)
     return SplitPlan(
-        input, target.path, target.kind, settings, tuple(segs), total, f"{fps.numerator}/{fps.denominator}", join
+        input,
+        target.path,
+        target.kind,
+        settings,
+        tuple(segs),
+        total,
+        f"{fps.numerator}/{fps.denominator}",
+        join,
+        report,
     )
 
 
 def render_segment(
     split: SplitPlan, segment: Segment, *, on_progress: ProgressFn = _noop, on_note: NoteFn = _noop, resume: bool = True
 ) -> Any:
-    """Dream one segment into its folder (resumable); returns render.RangeResult."""
+    """Dream one segment into its folder (resumable); returns render.RangeResult.
+
+    With ``split.report`` the segment also dreams from scratch the report's sampled frames
+    (metrics.scratch_indices of the whole render) that fall among the frames it keeps.
+    """
+    from .metrics import scratch_indices
     from .render import render_range
 
     work = split.work(segment)
@@ -205,6 +225,11 @@ def render_segment(
         on_progress=on_progress,
         on_note=on_note,
         resume=resume,
+        scratch_at=frozenset(
+            t
+            for t in (scratch_indices(split.total) if split.report else [])
+            if segment.first <= t < (segment.stop if segment.stop is not None else split.total)
+        ),
     )
 
 
@@ -214,15 +239,63 @@ def cross_fade(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
     return np.clip(np.rint(mix), 0, 255).astype(np.uint8)
 
 
-def joined_frames(split: SplitPlan, results: Sequence[Any]) -> Iterable[tuple[int, np.ndarray, int]]:
+STILL_SHARE = 0.25  # share of the window's mean motion a cross-fade step always gets: it advances on a still scene
+
+
+def fade_weights(motion: Sequence[float]) -> list[float]:
+    """The next segment's share at each frame of a join, from the input's motion.
+
+    ``motion``: mean |raw_t - raw_t-1| (0..255) of the steps into the J overlap frames and into the
+    first frame after them (J + 1 values). The fade advances with the scene's motion (plus
+    ``STILL_SHARE`` of its mean, so it also moves while nothing does): the change from one chain's
+    dream to the other's lands where the picture changes anyway, not on a calm frame where it would
+    show (bench/bench_joins.py). Returns J weights rising in 0..1 (exclusive); equal motion gives the
+    linear fade ``(t + 1) / (J + 1)``.
+    """
+    m = np.asarray(motion, dtype=np.float64)
+    if m.size == 0:
+        return []
+    gains = m + STILL_SHARE * float(m.mean()) + 1e-9
+    cum = np.cumsum(gains) / gains.sum()
+    return [float(x) for x in cum[:-1]]
+
+
+def input_motion(split: SplitPlan) -> list[float]:
+    """Mean |raw_t - raw_t-1| (0..255) of every source frame of the render (0 for the first), decoded
+    as the segments decoded it: what ``fade_weights`` paces each join by."""
+    from .decode import iter_frames
+
+    v = split.settings.video
+    frames = iter_frames(
+        split.input, max_side=split.settings.dream.max_side, start=v.start, duration=v.duration, max_frames=v.max_frames
+    )
+    out: list[float] = []
+    prev: np.ndarray | None = None
+    try:
+        for raw in frames:
+            cur = raw.astype(np.int16)
+            out.append(0.0 if prev is None else float(np.abs(cur - prev).mean()))
+            prev = cur
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+    return out
+
+
+def joined_frames(
+    split: SplitPlan, results: Sequence[Any], motion: Sequence[float] | None = None
+) -> Iterable[tuple[int, np.ndarray, int]]:
     """The output's frames in order, as (index, HxWx3 uint8 frame, segment that owns it).
 
-    A frame inside an overlap is the cross-fade of both segments' frames. Stops at the first frame
-    no segment holds (a source that ended before the header said).
+    A frame inside an overlap is the cross-fade of both segments' frames, paced by the input's
+    ``motion`` (``input_motion``; None = a linear fade). Stops at the first frame no segment holds
+    (a source that ended before the header said).
     """
     from .decode import read_image
 
     ends = [r.start + r.frames for r in results]
+    weights: dict[int, list[float]] = {}  # segment k -> its share at each frame of its join with k-1
     t = 0
     while True:
         owners = [k for k, seg in enumerate(split.segments) if seg.first <= t < ends[k]]
@@ -234,7 +307,14 @@ def joined_frames(split: SplitPlan, results: Sequence[Any]) -> Iterable[tuple[in
             j = owners[-2]
             seg = split.segments[k]
             overlap = ends[j] - seg.first  # the join as it came out (a short source may shorten it)
-            w = (t - seg.first + 1) / (overlap + 1)
+            if k not in weights:
+                steps = [1.0] * (overlap + 1)
+                if motion is not None:
+                    known = [float(motion[u]) for u in range(seg.first, seg.first + overlap + 1) if u < len(motion)]
+                    fill = float(np.mean(known)) if known else 1.0
+                    steps = known + [fill] * (overlap + 1 - len(known))
+                weights[k] = fade_weights(steps)
+            w = weights[k][t - seg.first]
             frame = cross_fade(read_image(results[j].frame_path(t)), frame, w)
         yield t, frame, k
         t += 1
@@ -253,14 +333,21 @@ def assemble(
     """Join the finished segments into the output (written once: exact fps, the source's sound muxed
     once), write the settings JSON beside it, remove the segments' folder. Returns render.RenderResult.
 
+    The metrics are those of the frames written, cross-faded joins included: the source is decoded
+    alongside and its flow computed again (a small cost beside the dream), exactly as a whole
+    render measures itself, so a split render's flicker says what its joins did. With
+    ``split.report`` the --report figure is written beside the output too.
+
     ``results``: each segment's render.RangeResult, in order; ``where``: where each one ran, for the
     settings file; ``record``: extra keys for it (a batch's manifest and job).
     """
-    from .encode import open_writer
-    from .metrics import Metrics
+    from .decode import iter_frames
+    from .encode import open_writer, write_image
+    from .flow import FlowEstimator, coherence, is_scene_cut
+    from .metrics import Metrics, report_figure
     from .probe import probe
     from .timing import parse_fps
-    from .toolkit import OutputTarget, RenderResult, write_settings_file
+    from .toolkit import OutputTarget, RenderResult, report_path, write_settings_file
 
     t0 = time.perf_counter()
     if len(results) != len(split.segments):
@@ -271,34 +358,49 @@ def assemble(
     audio_from = split.input if (settings.encode.audio and info.has_audio) else None
     first = results[0]
     size = (first.width, first.height)
-    metrics = Metrics()
+    motion = input_motion(split) if len(results) > 1 else None
+    metrics = Metrics(keep_thumbs=split.report)
     count = 0
     total_hint = split.total
-    with open_writer(
-        split.output,
-        fps,
-        size,
-        crf=settings.encode.crf,
-        encoder_preset=settings.encode.encoder_preset,
-        audio_from=audio_from,
-        audio_start=v.start,
-        audio_duration=v.duration,
-        kind=split.kind,
-    ) as writer:
-        for t, frame, k in joined_frames(split, results):
-            writer.write(frame)
-            count += 1
-            row = (
-                results[k].per_frame[t - results[k].start] if t - results[k].start < len(results[k].per_frame) else None
-            )
-            if row and row[0] is not None:  # the owning segment's own measures (not the cross-fade's)
-                metrics.index.append(t)
-                metrics.strength.append(row[0])
-                metrics.offset.append(row[1])
-                if row[2] is not None:
-                    metrics.flicker_out[t] = row[2]
-                    metrics.flicker_in[t] = row[3]
-            on_progress(count, max(total_hint, count))
+    sources = iter_frames(
+        split.input, max_side=settings.dream.max_side, start=v.start, duration=v.duration, max_frames=v.max_frames
+    )
+    flow = FlowEstimator(v.flow)
+    prev_raw: np.ndarray | None = None
+    prev_out: np.ndarray | None = None
+    try:
+        with open_writer(
+            split.output,
+            fps,
+            size,
+            crf=settings.encode.crf,
+            encoder_preset=settings.encode.encoder_preset,
+            audio_from=audio_from,
+            audio_start=v.start,
+            audio_duration=v.duration,
+            kind=split.kind,
+        ) as writer:
+            for t, frame, k in joined_frames(split, results, motion):
+                writer.write(frame)
+                count += 1
+                raw = next(sources, None)  # the source frame t (the segments decoded the same stream)
+                if raw is not None and raw.shape == frame.shape:
+                    coh = coherence(raw, prev_raw, flow) if prev_raw is not None else None
+                    cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
+                    metrics.add(raw, frame, prev_raw, prev_out, coh, cut, t)
+                    row = (
+                        results[k].per_frame[t - results[k].start]
+                        if t - results[k].start < len(results[k].per_frame)
+                        else None
+                    )
+                    if row and len(row) > 4 and row[4] is not None:  # the owner's from-scratch sample
+                        metrics.scratch[t] = row[4]
+                    prev_raw, prev_out = raw, frame
+                on_progress(count, max(total_hint, count))
+    finally:
+        close = getattr(sources, "close", None)
+        if close is not None:
+            close()
     seconds = time.perf_counter() - t0
     summary = metrics.summary()
     dreamed = sum(r.frames - r.resumed_frames for r in results)
@@ -330,6 +432,10 @@ def assemble(
         "join_frames": split.join,
         **(record or {}),
     }
+    if split.report:
+        png = report_path(OutputTarget(split.output, split.kind))
+        write_image(png, report_figure(metrics, f"{split.input.name} ({first.model}, {len(results)} segments)"))
+        extra["report"] = str(png)
     path = write_settings_file(OutputTarget(split.output, split.kind), settings, extra)
     shutil.rmtree(split.root, ignore_errors=True)
     notes = [n for r in results for n in r.notes]
@@ -357,13 +463,14 @@ def render_split(
     on_progress: ProgressFn = _noop,
     on_note: NoteFn = _noop,
     resume: bool = True,
+    report: bool = False,
 ) -> Any:
     """Render a video as ``count`` segments one after another in this process, then join them.
 
     The same result as the cluster's parallel run (each segment is its own chain); for tests,
     and for checking a split's joins on one machine. Returns render.RenderResult.
     """
-    split = make_plan(input, output, settings, count)
+    split = make_plan(input, output, settings, count, report=report)
     planned = split.frames_planned()
     done_before = 0
     results = []
@@ -384,6 +491,8 @@ __all__ = [
     "assemble",
     "check_splittable",
     "cross_fade",
+    "fade_weights",
+    "input_motion",
     "joined_frames",
     "make_plan",
     "plan",

@@ -97,6 +97,61 @@ def test_split_render_here_keeps_frames_fps_and_audio(tmp_path):
     assert len(doc["segments"]) == 3 and doc["frames"] == result.frames
 
 
+def test_the_join_fades_at_the_pace_of_the_scene():
+    from dreamvideo.segments import fade_weights
+
+    even = fade_weights([2.0] * 5)  # 4 overlap frames
+    assert even == pytest.approx([0.2, 0.4, 0.6, 0.8])  # the linear fade
+    w = fade_weights([0.5, 0.5, 4.0, 0.5, 0.5])
+    assert all(0 < a < b < 1 for a, b in zip(w, w[1:]))
+    steps = np.diff([0.0, *w, 1.0])
+    assert steps[2] > 3 * steps[0]  # the big move takes the big share of the change
+    assert min(steps) > 0  # and the fade still advances while the scene is calm
+    assert fade_weights([0.0] * 3) == pytest.approx([1 / 3, 2 / 3])  # a still scene: linear
+
+
+def test_split_render_measures_and_reports_the_frames_it_wrote(tmp_path):
+    """--report on a split render: the figure is written, and the flicker is that of the frames in the
+    output, cross-faded joins included (not only each segment's own frames)."""
+    from dreamvideo.decode import read_image
+    from dreamvideo.flow import FlowEstimator, coherence, warp
+
+    clip = make_clip(tmp_path / "in.mp4", seconds=2.0, fps="10", size="64x48", audio=False)
+    s = merge(
+        Settings(),
+        {"model": "tiny", "steps": 2, "octaves": 1, "warm_steps": 1, "preroll": 0.3, "join": 0.5, "flow": "dis-fast"},
+        source="test",
+    )
+    out = tmp_path / "frames/"
+    result = render_split(clip, out, s, 2, report=True)
+    raw = list(iter_frames(clip))
+    written = [read_image(p) for p in sorted((tmp_path / "frames").glob("*.png"))]
+    assert len(written) == len(raw) == result.frames == 20
+    est, ratios = FlowEstimator("dis-fast"), ([], [])
+    for t in range(1, len(raw)):
+        flow_bw, mask, _ = coherence(raw[t], raw[t - 1], est)
+        m = mask[..., None]
+        w = float(m.sum()) * 3 + 1e-6
+        o, r = written[t].astype(np.float32), raw[t].astype(np.float32)
+        ratios[0].append(float((np.abs(o - warp(written[t - 1].astype(np.float32), flow_bw)) * m).sum() / w))
+        ratios[1].append(float((np.abs(r - warp(raw[t - 1].astype(np.float32), flow_bw)) * m).sum() / w))
+    assert result.metrics["flicker"] == pytest.approx(np.mean(ratios[0]) / np.mean(ratios[1]), rel=1e-3)
+    report = tmp_path / "frames.report.png"
+    assert report.is_file() and read_image(report).shape[1] > 200
+    doc = json.loads((tmp_path / "frames.settings.json").read_text())
+    assert doc["report"] == str(report) and "scratch_strength" in doc["metrics"]
+
+
+def test_a_zoom_job_asking_for_segments_is_a_clear_error(tmp_path):
+    (tmp_path / "m.toml").write_text(
+        JOB_DEFAULTS + '[[job]]\nkind = "zoom"\nnoise = true\nsegments = 3\noutput = "z.mp4"\n'
+    )
+    result = runner.invoke(app, ["batch", str(tmp_path / "m.toml"), "--dry-run"])
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert len(line.splitlines()) == 1 and "cannot be split into segments" in line and "job 1" in line.lower(), line
+
+
 def test_without_the_extra_ray_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
     clip = make_clip(tmp_path / "in.mp4", seconds=0.3)
@@ -337,6 +392,23 @@ def test_batch_with_segments_splits_videos_and_runs_zooms_whole(cluster, tmp_pat
 
 
 @pytest.mark.slow
+def test_a_video_job_with_its_own_segments_is_split_on_the_cluster(cluster, tmp_path):
+    make_clip(tmp_path / "v.mp4", seconds=2, fps="10", size="64x48", audio=True)
+    make_clip(tmp_path / "w.mp4", seconds=0.5, fps="10", size="64x48", audio=False)
+    text = JOB_DEFAULTS.replace('flow = "dis-fast"', 'flow = "dis-fast"\npreroll = 0.3\njoin = 0.5')
+    text += '[[job]]\nkind = "video"\ninput = "v.mp4"\noutput = "out/v.mp4"\nsegments = 2\n'
+    text += '[[job]]\nkind = "video"\ninput = "w.mp4"\noutput = "out/w.mp4"\n'
+    (tmp_path / "m.toml").write_text(text)
+    ran = _drive(cluster, "batch", str(tmp_path / "m.toml"), "--ray", cluster.address, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "segment 2/2" in ran.stdout and "2 segments on" in ran.stdout
+    assert _facts(tmp_path / "out" / "v.mp4")[0] == 20 and _facts(tmp_path / "out" / "w.mp4")[0] == 5
+    doc = json.loads((tmp_path / "out" / "v.settings.json").read_text())
+    assert len(doc["segments"]) == 2 and doc["settings"]["video"]["segments"] == 2
+    assert "segments" not in json.loads((tmp_path / "out" / "w.settings.json").read_text())
+
+
+@pytest.mark.slow
 def test_worker_killed_mid_render_the_job_completes_with_every_frame_once(cluster, tmp_path):
     make_clip(tmp_path / "long.mp4", seconds=6, fps="10", size="64x48", audio=True)
     output = tmp_path / "out" / "long.mp4"
@@ -425,13 +497,14 @@ def _flicker(out: list[np.ndarray], raw: list[np.ndarray]) -> list[tuple[float, 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="since the coherence-v2 chain (detail_decay 0.997) two segments' dreams differ "
-    "more: a 2 s join's largest step is 1.8x the median (1.37x before), window flicker 1.26x; "
-    "issue 13 asks <= 1.5x and <= 1.2x",
-)
 def test_segmented_render_of_a_real_clip_joins_smoothly(cluster, tmp_path, inception_weights):
+    """Two segments of 8 s of real pedestrians on two workers, at the default preroll and join.
+
+    The step of a frame is mean |frame_t - frame_t-1|. vtest's own steps jump about 2x every few
+    frames (its encoder), so an unsplit render already has steps 1.5-2.1x its median inside a join's
+    window (bench/bench_joins.py): the seam's step is measured over the input's step at the same
+    frame, against the median of that ratio over the rest of the video.
+    """
     clip = tmp_path / "street.mp4"
     ffmpeg(
         "-i",
@@ -439,9 +512,9 @@ def test_segmented_render_of_a_real_clip_joins_smoothly(cluster, tmp_path, incep
         "-f",
         "lavfi",
         "-i",
-        "sine=frequency=440:duration=6",
+        "sine=frequency=440:duration=8",
         "-t",
-        "6",
+        "8",
         "-vf",
         "scale=128:-2",
         "-c:v",
@@ -469,25 +542,35 @@ def test_segmented_render_of_a_real_clip_joins_smoothly(cluster, tmp_path, incep
         str(inception_weights),
         "--set",
         "model=inception_v3",
+        "--crf",
+        "4",  # the joins are measured, not the encoder: x264 at its default skips calm blocks then catches up
         cwd=tmp_path,
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     src, out = probe(clip), probe(output)
     raw, dreamed = list(iter_frames(clip)), list(iter_frames(output))
-    assert len(dreamed) == len(raw) == 60 and out.fps == src.fps and out.has_audio
+    assert len(dreamed) == len(raw) == 80 and out.fps == src.fps and out.has_audio
     assert abs(out.duration - src.duration) < 0.15
     doc = json.loads(output.with_name("dreamed.settings.json").read_text())
     assert len({s["where"] for s in doc["segments"]}) == 2  # the two segments ran on two workers
     join = doc["join_frames"]
-    steps = [float(np.abs(b.astype(np.float32) - a.astype(np.float32)).mean()) for a, b in zip(dreamed, dreamed[1:])]
+    assert join == 30  # the default 3 s at 10 fps
+
+    def steps(frames: list[np.ndarray]) -> list[float]:
+        return [float(np.abs(b.astype(np.float32) - a.astype(np.float32)).mean()) for a, b in zip(frames, frames[1:])]
+
+    floor = 0.25 * float(np.median(steps(raw)))  # a repeated input frame must not divide by ~0
+    rel = [o / max(i, floor, 1e-3) for o, i in zip(steps(dreamed), steps(raw))]
     rows = np.array(_flicker(dreamed, raw))
     whole = rows[:, 0].mean() / rows[:, 1].mean()
     for seg in doc["segments"][1:]:
         b = seg["first"]
         inside = range(b - 1, b + join)  # steps into frames b .. b+join (index t-1 = step t-1 -> t)
-        rest = np.median([s for i, s in enumerate(steps) if i not in inside])
-        assert max(steps[i] for i in inside) <= 1.5 * rest, (b, [round(steps[i], 2) for i in inside], rest)
-        lo, hi = max(b - 4, 0), min(b + join + 3, len(steps))
+        rest = np.median([s for i, s in enumerate(rel) if i not in inside])
+        assert max(rel[i] for i in inside) <= 1.5 * rest, (b, [round(rel[i] / rest, 2) for i in inside])
+        lo, hi = max(b - 4, 0), min(b + join + 3, len(rel))
         window = rows[lo:hi, 0].mean() / rows[lo:hi, 1].mean()
         assert window <= 1.2 * whole, (b, window, whole)
+        # the metrics of the settings file are those of the frames written, joins included
+        assert doc["metrics"]["flicker"] == pytest.approx(whole, rel=0.15)
     assert not segments_dir(output).exists() and _no_partials(tmp_path) == []
