@@ -138,8 +138,8 @@ SegmentsOpt = Annotated[
         min=1,
         max=1024,
         rich_help_panel="Cluster",
-        help="Split each video into this many segments rendered in parallel, then joined (see --preroll, --join); "
-        "> 1 implies --ray local if no --ray.",
+        help="Split each video job into this many segments rendered in parallel, then joined (a job's own "
+        "segments setting above 1 wins); > 1 implies --ray local if no --ray.",
     ),
 ]
 _TYPES = {"int": int, "float": float}
