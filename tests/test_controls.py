@@ -104,6 +104,57 @@ def test_class_logit_rises_into_the_top_5(combo):
     assert after[CLASS] > before[CLASS] + 2.0 and CLASS in top5, msg
 
 
+@pytest.fixture(scope="module")
+def full_inception(tmp_path_factory) -> dict[str, Path]:
+    """A randomly initialised full InceptionV3 (with its classifier), saved as Keras 3 and legacy weights."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from dreamvideo.model import import_tensorflow
+
+    import_tensorflow()
+    keras.utils.set_random_seed(5)
+    model = keras.applications.InceptionV3(include_top=True, weights=None)  # 299x299, softmax head
+    folder = tmp_path_factory.mktemp("full")
+    files = {"keras3": folder / "full.weights.h5", "legacy": folder / "full.h5"}
+    model.save_weights(files["keras3"])
+    with h5py.File(files["legacy"], "w") as f:  # the format of Keras' own download
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return files
+
+
+@pytest.mark.slow
+def test_inception_classes_with_its_full_weights(full_inception):
+    """The mechanism with random full weights (real ones are not here, so "enters the top 5" is not
+    checked): the chosen logit rises, and more when its class is dreamed than when another one is."""
+    from dreamvideo.model import has_classifier
+
+    assert has_classifier(full_inception["keras3"]) and has_classifier(full_inception["legacy"])
+    assert not has_classifier(need(MEDIA.parent / "weights" / "inception_v3_notop_imagenet_to_mixed5.weights.h5"))
+    src = _small("fruits.jpg", (160, 120))  # any frame size: the head pools globally
+    rises = {}
+    for target, weights in ((CLASS, "keras3"), (7, "legacy")):
+        engine = get_engine(DreamConfig(model="inception_v3", weights=str(full_inception[weights]), dream_class=target))
+        assert [(t.kind, t.layer) for t in engine.terms] == [("class", "predictions")]
+        before = engine.features(src)["predictions"]
+        after = engine.features(engine.dream(src, _params(10)))["predictions"]
+        assert before.shape == (1000,) and before.min() < 0 and abs(before.sum() - 1) > 1e-3  # logits, not softmax
+        rises[target] = after - before
+    # A random network's logits share a common mode: the chosen class is judged against the others.
+    lead = {c: float(r[c] - r.mean()) for c, r in rises.items()}  # the chosen logit's rise over the mean rise
+    rank = {c: int((r > r[c]).sum()) for c, r in rises.items()}  # logits that rose more than the chosen one
+    msg = (
+        f"logit {CLASS} rose {rises[CLASS][CLASS]:.2e} dreamed ({rises[7][CLASS]:.2e} when class 7 was), "
+        f"{lead[CLASS]:.2e} over the mean, rank {rank[CLASS]}; logit 7 rose {rises[7][7]:.2e} dreamed "
+        f"({rises[CLASS][7]:.2e} when class {CLASS} was), {lead[7]:.2e} over the mean, rank {rank[7]}"
+    )
+    print(msg)
+    # Random features are weakly class-selective (the rank stays in the hundreds); the target is not.
+    assert rises[CLASS][CLASS] > rises[7][CLASS] + 1e-4 and rises[7][7] > rises[CLASS][7] + 1e-4, msg
+    assert min(lead.values()) > 0, msg
+
+
 # --- colours and masks, through the command line (one engine: the model's default layers) ----------
 
 
@@ -285,7 +336,7 @@ def test_bad_inputs_are_one_line_before_any_frame(tmp_path, photo):
             ],
         )
     )
-    assert "efficientnet_lite0" in line, line
+    assert "full weights" in line and "--weights FILE" in line and "efficientnet_lite0" in line, line
     assert not out.exists()
     src = _small("butterfly.jpg", (128, 96))
     clip = _lossless_clip(tmp_path / "clip.mp4", [src] * 5)
