@@ -166,6 +166,15 @@ def done_reason(job: Job) -> str | None:
                     return None
         except (OSError, DreamVideoError):
             pass  # input not mounted right now: the finished output still stands
+    recorded_controls = doc.get("control_identity")
+    if isinstance(recorded_controls, dict):  # a guide or mask replaced under the same name
+        from .resume import control_identity
+
+        try:
+            if control_identity(job.settings) != recorded_controls:
+                return None
+        except DreamVideoError:
+            pass  # not mounted right now: the finished output still stands
     if job.soundtrack is not None and doc.get("soundtrack") != str(job.soundtrack):
         return None  # another sound track
     warnings = doc.get("warnings")

@@ -12,12 +12,14 @@ For each frame t after the first of a shot (all on INPUT-frame flow, flow.py):
      carried dream and ``fresh_step_scale`` where it does not (new content reaches the look within a
      few frames), and every step pulls x back toward the warped dream by ``temporal_weight * m``
      (Ruder, Dosovitskiy and Brox 2016: the temporal loss keeps the dream where the flow says it is);
+     pixels a moving mask newly uncovers (its weight rose along the flow) count as new content too;
   5. the drift control (``color_hold``) pins the brightness/colour without shrinking the dream;
   6. a frame the flow cannot explain (scene cut) restarts the chain from the raw frame;
   7. optional ``deflicker``: a flow-guided recursive filter on the output (before step 5).
 
 The chain's only state is the previous raw and dreamed uint8 frames, exactly what is saved in the
-work folder, so a resumed run continues bit for bit.
+work folder, so a resumed run continues bit for bit (the previous frame's mask weight is recomputed
+from the mask).
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ class VideoChain:
                 seed_img = m * ((1.0 - v.blend) * warped + v.blend * rawf) + (1.0 - m) * rawf
             seed_img = np.clip(seed_img, 0.0, 255.0)
             fresh = 1.0 - mask
+            if self.controls is not None:
+                # Pixels a moving mask newly uncovers carry no dream (the previous output was the raw
+                # frame there), though the flow trusts them: they are new content too.
+                fresh = np.maximum(fresh, self.mask_rise(index, flow_bw))
             if v.catch_up > 0:
                 fresh = np.maximum(fresh, v.catch_up * strength_deficit(seed_img - rawf, mask))
             # The warm-frame rule at the full step; the step map then scales it per pixel:
@@ -113,6 +119,24 @@ class VideoChain:
         out8 = to_uint8(out)
         self.prev_raw, self.prev_out, self.prev_step = raw, out8, step_now
         return out8, {"cut": bool(cut), "seeded": seeded}
+
+    def mask_rise(self, index: int, flow_bw: np.ndarray) -> np.ndarray:
+        """How much frame ``index``'s mask weight rose over frame index-1's, carried along the flow: HxW 0..1.
+
+        Where the previous dream landing on a pixel was masked off (weight w_prev at the flow's source)
+        and the pixel is dreamed now (w_now), the carried detail holds only w_prev of a dream:
+        max(w_now - warp(w_prev), 0) of the pixel is new content. Zeros without a mask. The previous
+        weight is recomputed from the mask, not kept, so the chain's state stays the saved frames.
+        """
+        from .flow import warp
+
+        h, w = flow_bw.shape[:2]
+        now = self.controls.weight(index, (w, h)) if self.controls is not None else None
+        if now is None:
+            return np.zeros((h, w), np.float32)
+        before = self.controls.weight(index - 1, (w, h))
+        assert before is not None
+        return np.clip(now - warp(before, flow_bw), 0.0, 1.0).astype(np.float32)
 
 
 def strength_deficit(carried: np.ndarray, mask: np.ndarray) -> np.ndarray:

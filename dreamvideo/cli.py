@@ -784,15 +784,22 @@ def _print_classes() -> None:
 
 
 def _print_objectives(spec: Any) -> None:
-    from .model import get_spec, model_names
-    from .objective import layer_channels
+    from .errors import ModelError
+    from .model import classifier_layer, get_spec
+    from .objective import class_models, layer_channels
 
     widths = layer_channels(spec)
-    cls = (
-        "yes, --dream-class NAME or 0..999 (see `dreamvideo models --classes`)"
-        if spec.class_layer
-        else "no (no classifier: use " + ", ".join(m for m in model_names() if get_spec(m).class_layer) + ")"
-    )
+    try:
+        has = classifier_layer(spec) is not None
+    except ModelError:  # e.g. DREAMVIDEO_WEIGHTS names a missing file: the weights line says so
+        has = False
+    if has:
+        cls = "yes, --dream-class NAME or 0..999 (see `dreamvideo models --classes`)"
+    elif spec.class_layer:  # the classifier comes with the full weights only
+        cls = f"only with its full weights (--weights FILE, e.g. Keras' {spec.full_file}); not with those here"
+    else:
+        able = [n + (" with its full weights" if get_spec(n).classifier_in else "") for n in class_models()]
+        cls = "no (no classifier: use " + ", ".join(able) + ")"
     typer.echo(
         f"{'':<20} objectives: layers (--layers NAME), channels (NAME:CHANNEL), weights "
         f"(NAME=WEIGHT), guide images (--guide)"

@@ -86,7 +86,8 @@ class Controls:
         self.frames = frames  # a mask video's frames, in clip order, or None
         self.feather = feather  # px
         self._next = 0  # index of the mask video frame ``frames`` yields next
-        self._weight: tuple[tuple[int, int], np.ndarray] | None = None  # cached still weight per size
+        self._greys: dict[int, np.ndarray] = {}  # the last two mask video frames read, by clip index
+        self._weights: dict[int, tuple[tuple[int, int], np.ndarray]] = {}  # the last two weights, by index
 
     @classmethod
     def open(cls, settings: Any, *, clip: str | Path | None = None) -> Controls | None:
@@ -116,23 +117,39 @@ class Controls:
         return cls(d.keep_colors, still, frames, d.mask_feather)
 
     def weight(self, index: int, size: tuple[int, int]) -> np.ndarray | None:
-        """Frame ``index``'s dream weight (HxW, 0..1) for frames of ``size`` = (width, height); None = all 1."""
-        if self.still is not None:
-            if self._weight is None or self._weight[0] != size:
-                self._weight = (size, mask_weights(self.still, size, self.feather))
-            return self._weight[1]
-        if self.frames is None:
+        """Frame ``index``'s dream weight (HxW, 0..1) for frames of ``size`` = (width, height); None = all 1.
+
+        Frames are asked for in increasing order; the previous frame's weight (``index - 1``) can be
+        asked for again after ``index``'s (the video chain compares the two), even on a resume that
+        skipped the frames before it.
+        """
+        if self.still is None and self.frames is None:
             return None
-        grey = None
+        key = 0 if self.still is not None else index  # a still mask weighs every frame alike
+        hit = self._weights.get(key)
+        if hit is not None and hit[0] == size:
+            return hit[1]
+        grey = self.still if self.still is not None else self._grey(index)
+        w = mask_weights(grey, size, self.feather)
+        self._weights[key] = (size, w)
+        for old in [k for k in self._weights if k < key - 1]:
+            del self._weights[old]
+        return w
+
+    def _grey(self, index: int) -> np.ndarray:
+        """The mask video's frame ``index`` (read on, keeping the last two)."""
+        assert self.frames is not None
         while self._next <= index:
             grey = next(self.frames, None)
             if grey is None:
                 raise InputError(
                     f"the mask video ends before frame {index} of the clip: give a mask of the clip's length"
                 )
+            self._greys[self._next] = grey
+            self._greys.pop(self._next - 2, None)
             self._next += 1
-        assert grey is not None, "frames are asked for in increasing order"
-        return mask_weights(grey, size, self.feather)
+        assert index in self._greys, "mask frames are asked for in increasing order (one step back at most)"
+        return self._greys[index]
 
     def apply(self, dreamed: np.ndarray, base: np.ndarray, index: int = 0) -> np.ndarray:
         """Frame ``index`` with the controls applied: HxWx3 float32 0..255."""

@@ -107,7 +107,7 @@ class DreamEngine:
 
         self.loaded = loaded
         self.spec = loaded.spec
-        self.terms = objective.plan(loaded.spec, layers, dream_class)  # what the ascent climbs (objective.py)
+        self.terms = objective.plan(loaded.spec, layers, dream_class, loaded=loaded)  # what the ascent climbs
         self.layers = tuple(dict.fromkeys(t.layer for t in self.terms if t.kind != "class"))
         guided = objective.guide_layers(loaded.spec, self.terms) if guide is not None else ()
         self.loss_kind = loss
@@ -390,6 +390,10 @@ def _engine(cfg: DreamConfig, precision: str) -> DreamEngine:
     engine = _ENGINES.get(key)
     if engine is None:
         guide = read_guide(cfg.guide) if cfg.guide is not None else None  # a bad file fails before any model
+        if cfg.dream_class is not None and cfg.model is not None:  # no classifier: say so before loading
+            from .model import get_spec
+
+            objective.plan(get_spec(cfg.model), cfg.layers, cfg.dream_class, cfg.weights)
         loaded = _load_cached(cfg.model, cfg.weights, precision)
         engine = DreamEngine(loaded, cfg.layers, cfg.loss, cfg.dream_class, guide)
         _ENGINES[key] = engine

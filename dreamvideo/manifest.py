@@ -193,7 +193,7 @@ def _check_model(where: str, settings: Settings) -> None:
     try:
         spec = get_spec(d.model)
         if spec.layers:
-            plan(spec, d.layers, d.dream_class)  # layer names (specs like mixed4:97), a classifier for dream_class
+            plan(spec, d.layers, d.dream_class, d.weights)  # layer names (mixed4:97), a classifier for dream_class
     except ModelError as err:
         raise ConfigError(f"{where}: {err}") from None
 

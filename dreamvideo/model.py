@@ -120,6 +120,10 @@ class ModelSpec:
     bundled: Callable[[], Any] | None = None  # builds the model with weights shipped in a dependency
     install_hint: str = ""  # how a user gets the weights when none can be found
     class_layer: str | None = None  # the ImageNet classifier's logits layer (pre-softmax), when the model carries it
+    # Whether a weights file carries the classifier (None: ``class_layer`` is always there); models whose
+    # usual weights are no-top have classes only with their full weights (InceptionV3).
+    classifier_in: Callable[[Path], bool] | None = None
+    full_file: str | None = None  # Keras' file name for the full weights (with the classifier), if any
     extra: dict = field(default_factory=dict)
 
 
@@ -136,10 +140,41 @@ def _identity(x: Any) -> Any:
     return x
 
 
+def has_classifier(path: str | Path) -> bool:
+    """Whether a Keras weights file holds a classifier head (a dense layer): the full weights, not no-top.
+
+    Reads the file's layer list only (h5py, no TensorFlow): Keras 3 ``.weights.h5`` name layers by
+    class (``layers/dense``), legacy ``.h5`` (Keras' downloads) by layer name (``predictions``).
+    Anything unreadable is False (loading it then says what is wrong).
+    """
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            layers = f.get("layers")
+            if isinstance(layers, h5py.Group):  # Keras 3
+                return any(k == "dense" or k.startswith("dense_") for k in layers)
+            group = f["model_weights"] if "model_weights" in f else f  # a whole saved model, or weights only
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("layer_names", [])]
+            return "predictions" in names
+    except (OSError, ValueError, KeyError, TypeError, ImportError):
+        return False
+
+
 def _inception(weights: str | None) -> Any:
+    """InceptionV3 taking any frame size. With full weights (a classifier in the file) it keeps Keras'
+    head, global average pooling and the 1000-way dense ``predictions``, but without the softmax:
+    ``predictions`` gives the logits, at any frame size, as EfficientNet-Lite0's ``logits`` do."""
     import keras
 
-    return keras.applications.InceptionV3(include_top=False, weights=weights, input_shape=(None, None, 3))
+    if weights is None or weights == "imagenet" or not has_classifier(weights):
+        return keras.applications.InceptionV3(include_top=False, weights=weights, input_shape=(None, None, 3))
+    base = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(None, None, 3))
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(base.output)
+    logits = keras.layers.Dense(1000, name="predictions")(x)  # Keras' head, pre-softmax
+    model = keras.Model(base.input, logits, name="inception_v3")
+    model.load_weights(weights)  # the same layers in the same order as keras' include_top=True model
+    return model
 
 
 def _vgg16(weights: str | None) -> Any:
@@ -234,6 +269,9 @@ register(
             "use `dreamvideo models install inception_v3 FILE` with a local InceptionV3 no-top .h5/.weights.h5, "
             "or pass --weights PATH (or set DREAMVIDEO_WEIGHTS)"
         ),
+        class_layer="predictions",  # only with the full weights (classifier_in)
+        classifier_in=has_classifier,
+        full_file="inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
     )
 )
 register(
@@ -458,9 +496,9 @@ def find_weights(spec: ModelSpec, explicit: str | Path | None = None, *, env: bo
     installed = installed_weights(spec)
     if installed is not None:
         return WeightsSource("installed", installed, f"installed {installed}")
-    if spec.keras_file:
-        cached = keras_cache_dir() / spec.keras_file
-        if cached.is_file() and cached.stat().st_size > 0:
+    for name in (spec.full_file, spec.keras_file):  # the full weights first: the same layers, and classes
+        cached = keras_cache_dir() / name if name else None
+        if cached is not None and cached.is_file() and cached.stat().st_size > 0:
             return WeightsSource("cached", cached, f"Keras cache {cached}")
     if spec.bundled is not None:
         return WeightsSource("bundled", None, "bundled with a Python package (no download)")
@@ -476,6 +514,18 @@ def find_weights(spec: ModelSpec, explicit: str | Path | None = None, *, env: bo
             f"`dreamvideo models install {spec.name} FILE`",
         )
     return WeightsSource("none", None, spec.install_hint)
+
+
+def classifier_layer(spec: ModelSpec, weights: str | Path | None = None) -> str | None:
+    """The classifier's logits layer the model has with the weights it would load now (``find_weights``;
+    nothing is built or downloaded), or None when it has none. A model whose classifier comes only with
+    its full weights has it when that file is the one found."""
+    if not spec.class_layer:
+        return None
+    if spec.classifier_in is None:
+        return spec.class_layer
+    source = find_weights(spec, weights)
+    return spec.class_layer if source.path is not None and spec.classifier_in(source.path) else None
 
 
 def _env_model() -> str:

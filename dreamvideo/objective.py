@@ -73,17 +73,30 @@ class Term:
 
 
 def class_models() -> list[str]:
-    """Registered models that carry their ImageNet classifier (can dream toward a class)."""
+    """Registered models that can carry their ImageNet classifier (can dream toward a class), those
+    that always do first (the bundled EfficientNet-Lite0), then those that need their full weights."""
     from .model import get_spec, model_names
 
-    return [n for n in model_names() if get_spec(n).class_layer]
+    specs = [get_spec(n) for n in model_names()]
+    return [s.name for s in specs if s.class_layer and s.classifier_in is None] + [
+        s.name for s in specs if s.class_layer and s.classifier_in is not None
+    ]
 
 
-def plan(spec: Any, layers: tuple[str, ...] | None, dream_class: int | None = None) -> tuple[Term, ...]:
+def plan(
+    spec: Any,
+    layers: tuple[str, ...] | None,
+    dream_class: int | None = None,
+    weights: str | None = None,
+    *,
+    loaded: Any = None,
+) -> tuple[Term, ...]:
     """The terms for a model spec: the layer specs (the model's defaults when None and no class is
     asked), then the class logit when ``dream_class`` is set. ModelError for unknown layers or a
-    model without its classifier (naming those with one)."""
-    from .model import check_layers
+    model without its classifier (naming those with one). Whether the model has its classifier is
+    read from ``loaded`` (a model.LoadedModel) when given, else from the weights file it would load
+    (``weights``: the --weights file, or None for the usual search; see model.classifier_layer)."""
+    from .model import check_layers, classifier_layer
 
     entries = tuple(layers) if layers else (() if dream_class is not None else tuple(spec.default_layers))
     parsed = [parse_layer_spec(e) for e in entries]
@@ -91,14 +104,37 @@ def plan(spec: Any, layers: tuple[str, ...] | None, dream_class: int | None = No
         check_layers(spec, tuple(name for name, _, _ in parsed))
     terms = [Term("channel" if ch is not None else "layer", name, ch, w) for name, ch, w in parsed]
     if dream_class is not None:
-        if not spec.class_layer:
-            able = ", ".join(class_models()) or "none registered"
-            raise ModelError(
-                f"dream_class needs a model that carries its ImageNet classifier, and {spec.name} here "
-                f"does not: use --model {able.split(', ')[0]} (models with one: {able})"
-            )
-        terms.append(Term("class", spec.class_layer, int(dream_class), 1.0))
+        if loaded is not None:
+            names = {layer.name for layer in loaded.keras_model.layers}
+            layer = spec.class_layer if spec.class_layer in names else None
+        else:
+            layer = classifier_layer(spec, weights)
+        if layer is None:
+            raise ModelError(_no_classifier(spec, weights, loaded))
+        terms.append(Term("class", layer, int(dream_class), 1.0))
     return tuple(terms)
+
+
+def _no_classifier(spec: Any, weights: str | None, loaded: Any) -> str:
+    """The one-line refusal of dream_class for a model without its classifier, with the fix."""
+    from .model import find_weights, get_spec
+
+    always = [n for n in class_models() if n != spec.name]
+    other = f"--model {always[0]}" if always else "another model"
+    if spec.class_layer and spec.classifier_in is not None:  # the classifier comes with the full weights only
+        source = loaded.source if loaded is not None else find_weights(spec, weights)
+        have = f"the weights here ({source.detail}) have none" if source.path is not None else "no weights file here"
+        full = f", Keras' {spec.full_file}" if spec.full_file else ""
+        return (
+            f"dream_class needs {spec.name}'s ImageNet classifier, which comes with its full weights only and "
+            f"{have}: pass --weights FILE (or `dreamvideo models install {spec.name} FILE`) with the full "
+            f"weights{full}, or use {other}"
+        )
+    able = ", ".join(n + (" with its full weights" if get_spec(n).classifier_in else "") for n in class_models())
+    return (
+        f"dream_class needs a model that carries its ImageNet classifier, and {spec.name} here "
+        f"does not: use {other} (models with one: {able or 'none registered'})"
+    )
 
 
 def guide_layers(spec: Any, terms: tuple[Term, ...]) -> tuple[str, ...]:

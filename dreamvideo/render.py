@@ -27,7 +27,7 @@ import numpy as np
 from .config import Settings
 from .errors import InputError
 from .files import write_atomic
-from .resume import input_identity
+from .resume import input_identity, with_controls
 from .toolkit import (
     IMAGE_KINDS,
     VIDEO_KINDS,
@@ -314,7 +314,9 @@ def render_video(
     identity = input_identity(input)  # by content: batch compares it to skip a job only for the same input
     try:  # takes the output's lock: BusyError if another render holds it
         done = run.open_work(
-            identity, resume, plan=(estimate, scaled_size(info.width, info.height, settings.dream.max_side))
+            with_controls(identity, settings),
+            resume,
+            plan=(estimate, scaled_size(info.width, info.height, settings.dream.max_side)),
         )
     except BaseException:
         frames.close()  # type: ignore[attr-defined]
@@ -521,7 +523,7 @@ def render_range(
 
     estimate = estimate_frames(info, settings)
     digest = f"{settings.digest()}/{tag}/{start}:{stop}"
-    store = WorkDir(work, digest, input_identity(input), root=work)
+    store = WorkDir(work, digest, with_controls(input_identity(input), settings), root=work)
     done = store.open(resume)  # takes this segment's lock: BusyError if another worker renders it
     try:
         return _render_range(

@@ -9,9 +9,10 @@ Layout of ``<output>.dreamvideo-work/``:
 
 The chain always continues from the uint8 frame (what was saved), and every frame's random seed
 depends only on the settings' seed and the frame index, so resumed frames equal uninterrupted ones.
-Changed settings (another digest) or another input (by content) never mix with old frames: the
-folder is emptied. A resume trusts only what it verifies: a state of the wrong shape starts over, and
-finished frames count only up to the first one that is missing, truncated or of another size.
+Changed settings (another digest) or another input (by content, with the guide image and mask the
+settings name) never mix with old frames: the folder is emptied. A resume trusts only what it
+verifies: a state of the wrong shape starts over, and finished frames count only up to the first one
+that is missing, truncated or of another size.
 """
 
 from __future__ import annotations
@@ -68,16 +69,39 @@ def content_hash(path: Path) -> str:
     return "sha256-sampled:" + h.hexdigest()
 
 
-def input_identity(path: Path | None) -> dict[str, Any] | None:
+def input_identity(path: Path | None, what: str = "input") -> dict[str, Any] | None:
     """Size and content hash of an input: another input (even of the same size and mtime, as after
-    ``cp -p``) restarts the render; the same bytes under another name or time do not."""
+    ``cp -p``) restarts the render; the same bytes under another name or time do not.
+    ``what`` names the file in the error (input, guide, mask)."""
     if path is None:
         return None
     p = Path(path)
     try:
         return {"size": p.stat().st_size, "content": content_hash(p)}
     except OSError as err:
-        raise InputError(f"input {str(p)!r} cannot be read ({err.strerror}): check the file") from None
+        raise InputError(f"{what} {str(p)!r} cannot be read ({err.strerror}): check the file") from None
+
+
+CONTROL_FILES = ("guide", "mask")  # dream settings naming files whose content shapes every frame
+
+
+def control_identity(settings: Any) -> dict[str, Any]:
+    """The guide image's and mask's identities (``input_identity``) by setting name, for those set.
+
+    The settings digest holds their paths only: a guide or mask replaced under the same name must
+    restart a resumed render as another input does, so it joins the work folder's input identity.
+    """
+    d = settings.dream
+    return {name: input_identity(Path(getattr(d, name)), name) for name in CONTROL_FILES if getattr(d, name)}
+
+
+def with_controls(source: Any, settings: Any) -> Any:
+    """A work folder's input identity ``source`` with the guide's and mask's (``control_identity``)
+    added under their names; ``source`` itself when neither is set (older work folders still resume)."""
+    files = control_identity(settings)
+    if not files:
+        return source
+    return {**source, **files} if isinstance(source, dict) and "input" in source else {"input": source, **files}
 
 
 def _png_size(path: Path) -> tuple[int, int] | None:
@@ -210,7 +234,9 @@ class WorkDir:
         elif state.get("digest") != self.digest:
             self.restarted_reason = "settings changed since the interrupted render: starting over"
         elif state.get("input") != self.source:
-            self.restarted_reason = "the input changed since the interrupted render: starting over"
+            self.restarted_reason = (
+                f"{_changed(state.get('input'), self.source)} since the interrupted render: starting over"
+            )
         else:
             self.frames_done = self._verified(done)
         if self.restarted_reason:
@@ -350,6 +376,16 @@ class WorkDir:
         self.release()
 
 
+def _changed(old: Any, new: Any) -> str:
+    """What differs between two work-folder input identities, in words ("the guide image changed")."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        names = {"guide": "the guide image", "mask": "the mask"}
+        moved = [names[k] for k in CONTROL_FILES if old.get(k) != new.get(k)]
+        if moved and all(old.get(k) == new.get(k) for k in set(old) | set(new) if k not in CONTROL_FILES):
+            return " and ".join(moved) + " changed"
+    return "the input changed"
+
+
 def _read_holder(fd: int) -> str:
     try:
         text = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
@@ -358,4 +394,13 @@ def _read_holder(fd: int) -> str:
     return text or "process unknown"
 
 
-__all__ = ["WorkDir", "work_dir_for", "input_identity", "content_hash", "frame_bytes"]
+__all__ = [
+    "WorkDir",
+    "work_dir_for",
+    "input_identity",
+    "control_identity",
+    "with_controls",
+    "content_hash",
+    "frame_bytes",
+    "CONTROL_FILES",
+]

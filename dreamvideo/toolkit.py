@@ -33,7 +33,7 @@ from .encode import VIDEO_KINDS, check_crf, check_output_path, output_kind, writ
 from .errors import ConfigError, InputError
 from .files import sibling_name, write_atomic
 from .model import device_description  # TensorFlow itself is imported only when a device is asked for
-from .resume import WorkDir
+from .resume import WorkDir, control_identity
 from .schedule import Timeline, parse_all
 
 ProgressFn = Callable[[int, "int | None"], None]  # (frames done, total estimate or None)
@@ -175,6 +175,12 @@ def write_settings_file(output: str | Path | OutputTarget, settings: Settings, e
         "device": device_description(),
         **extra,
     }
+    try:  # the guide's and mask's content, which batch compares before calling a job done
+        controls = control_identity(settings)
+    except InputError:
+        controls = {}  # removed since the render read it: the output stands, unrecorded
+    if controls:
+        doc["control_identity"] = controls
     try:
         write_atomic(path, json.dumps(doc, indent=2, default=str))
     except OSError as err:  # a full disk, a removed folder: one line that says which

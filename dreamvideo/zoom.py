@@ -390,7 +390,7 @@ def render_zoom(
     from .encode import encoded_size, open_writer
     from .model import check_frame_size, planned_spec
     from .probe import check_input_file, probe
-    from .resume import input_identity
+    from .resume import input_identity, with_controls
 
     z = settings.zoom
     input = Path(input) if input is not None else None
@@ -432,11 +432,12 @@ def render_zoom(
     for msg in engine.loaded.notes:
         run.note(msg)
 
-    # Everything that shapes the frames: settings (digest), the image, and sound that drives reactions.
+    # Everything that shapes the frames: settings (digest), the image, sound that drives reactions, and
+    # the guide and mask files (with_controls).
     source: dict[str, Any] = {"input": input_identity(input)}
     if settings.react and soundtrack is not None:
         source["audio"] = input_identity(soundtrack)
-    done = run.open_work(source, resume, limit=total, plan=(total, (w, h)))
+    done = run.open_work(with_controls(source, settings), resume, limit=total, plan=(total, (w, h)))
     work = run.work
     assert work is not None
     audio_from = soundtrack if (soundtrack is not None and settings.encode.audio) else None

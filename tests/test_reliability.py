@@ -347,6 +347,96 @@ def test_same_size_clip_with_kept_mtime_restarts_the_render(tmp_path):
     assert input_identity(a) == input_identity(tmp_path / "a.mp4") == input_identity(Path(os.path.relpath(a)))
 
 
+def _replace_keeping_size_and_time(path: Path, other: np.ndarray) -> None:
+    """Write ``other`` (uint8 image) over ``path`` (a BMP: same dimensions = same size), keeping its mtime."""
+    import cv2
+
+    st = path.stat()
+    cv2.imwrite(str(path), other)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+
+
+def test_replaced_mask_restarts_a_resumed_render_and_a_batch(tmp_path):
+    import cv2
+
+    from dreamvideo.cli import _parse_set, _settings
+    from dreamvideo.render import render_video
+    from dreamvideo.toolkit import settings_path
+
+    clip = make_clip(tmp_path / "clip.mp4", seconds=0.6, size="96x64")
+    mask = tmp_path / "mask.bmp"
+    left = np.zeros((64, 96), np.uint8)
+    left[:, :48] = 255
+    cv2.imwrite(str(mask), left)
+    flat = {"model": "tiny", "steps": 1, "warm_steps": 1, "octaves": 1, "step_size": 0.05, "mask": str(mask)}
+    settings = _settings(None, _parse_set([f"{k}={v}" for k, v in flat.items()]))
+    out = tmp_path / "frames/"  # PNG frames: the masked-off half stays exactly the clip's
+
+    def stop_at_3(done: int, _total) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_video(clip, out, settings, on_progress=stop_at_3)
+    _replace_keeping_size_and_time(mask, 255 - left)  # the other half: same name, size and time
+    notes: list[str] = []
+    render_video(clip, out, settings, on_note=notes.append)
+    assert "the mask changed since the interrupted render: starting over" in notes, notes
+    doc = json.loads(settings_path(out).read_text())
+    assert doc["resumed_frames"] == 0 and doc["control_identity"]["mask"]["size"] == mask.stat().st_size
+    right = np.ones((64, 96), bool)
+    right[:, :48] = False
+    frames = sorted(out.glob("*.png"))
+    assert len(frames) == 6
+    for raw, frame in zip(iter_frames(clip), frames):  # every frame dreamed on the new (right) half only
+        change = np.abs(cv2.imread(str(frame))[..., ::-1].astype(np.float32) - raw).max(axis=2)
+        assert change[~right].max() <= 1 and change[right].mean() > 2, f"{frame.name}: frames of the old mask kept"
+
+    # A batch calls a job done for the same mask, and runs it again once the mask is replaced.
+    cv2.imwrite(str(tmp_path / "in.bmp"), cv2.cvtColor(next(iter_frames(clip)), cv2.COLOR_RGB2BGR))
+    keys = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in flat.items() if k not in ("mask", "warm_steps"))
+    manifest = tmp_path / "night.toml"
+    manifest.write_text(f'[[job]]\nkind = "image"\ninput = "in.bmp"\noutput = "still.png"\nmask = "mask.bmp"\n{keys}')
+    first = runner.invoke(app, ["batch", str(manifest)])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["batch", str(manifest)])
+    assert "skipped: already done" in again.output, again.output
+    _replace_keeping_size_and_time(mask, left)
+    again = runner.invoke(app, ["batch", str(manifest)])
+    assert again.exit_code == 0 and "already done" not in again.output and "1 done" in again.output, again.output
+
+
+def test_replaced_guide_restarts_and_the_same_guide_resumes(tmp_path):
+    import cv2
+
+    from dreamvideo.resume import with_controls
+
+    guide = tmp_path / "guide.bmp"
+    cv2.imwrite(str(guide), np.full((16, 16, 3), 40, np.uint8))
+    settings = merge(Settings(), {"guide": str(guide)}, "test")
+    clip = make_clip(tmp_path / "clip.mp4", seconds=0.3)
+    out = tmp_path / "out.mp4"
+
+    def reopen() -> WorkDir:
+        work = WorkDir(out, settings.digest(), with_controls(input_identity(clip), settings))
+        work.open()
+        return work
+
+    work = reopen()
+    work.save_frame(0, np.zeros((8, 8, 3), np.uint8))
+    work.release()
+    work = reopen()  # the same guide: resumes
+    assert work.frames_done == 1 and work.restarted_reason is None
+    work.release()
+    _replace_keeping_size_and_time(guide, np.full((16, 16, 3), 41, np.uint8))
+    work = reopen()
+    assert work.frames_done == 0
+    assert work.restarted_reason == "the guide image changed since the interrupted render: starting over"
+    work.remove()
+    assert with_controls({"size": 1}, Settings()) == {"size": 1}  # no guide or mask: the identity as before
+
+
 def test_large_inputs_are_identified_by_sampled_blocks(tmp_path, monkeypatch):
     import dreamvideo.resume as resume
 
