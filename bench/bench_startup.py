@@ -1,6 +1,7 @@
 """Start-up: seconds of ``dreamvideo image`` on a 256 px image, this checkout against a baseline one.
 
 Run:  python bench/bench_startup.py [--baseline DIR] [--repeats 3] [--models efficientnet_lite0,inception_v3]
+      [--this-path DIR] [--base-path DIR]   (packages each side's pins would install, first on its PYTHONPATH)
 
 The baseline is another checkout of the package (default: ``git archive`` of the merge base with
 main, unpacked into a temporary folder), run by the same Python in the same run, alternating
@@ -64,8 +65,12 @@ def baseline_checkout() -> Path:
     return out
 
 
+EXTRA_PATHS: dict[Path, str] = {}  # checkout -> folders put before it on PYTHONPATH (--this-path, --base-path)
+
+
 def _env(code: Path) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(code), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    path = os.pathsep.join([*filter(None, [EXTRA_PATHS.get(code, "")]), str(code)])
+    env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.setdefault("DREAMVIDEO_CACHE", str(Path(tempfile.gettempdir()) / "dreamvideo-bench-cache"))
     return env
 
@@ -203,8 +208,16 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="efficientnet_lite0,inception_v3")
     ap.add_argument("--no-default", action="store_true", help="skip the default-preset runs")
     ap.add_argument("--no-phases", action="store_true")
+    ap.add_argument(
+        "--this-path",
+        default="",
+        help="a folder put first on PYTHONPATH for this checkout only: packages as its pins would install them "
+        "(e.g. pip install --no-deps --target DIR 'ml-dtypes==0.6.0')",
+    )
+    ap.add_argument("--base-path", default="", help="the same for the baseline")
     a = ap.parse_args(argv)
     baseline = a.baseline or baseline_checkout()
+    EXTRA_PATHS.update({ROOT: a.this_path, baseline: a.base_path})
 
     def log(m: str) -> None:
         print(m, file=sys.stderr, flush=True)

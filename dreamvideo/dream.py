@@ -12,6 +12,7 @@ a new octave or frame size never retraces it (``trace_count`` lets tests check t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import numpy as np
 from . import objective
 from .config import DreamConfig
 from .errors import ConfigError, InputError, ModelError
-from .model import LoadedModel, load_model
+from .model import LoadedModel, collector_paused, load_model
 
 # Reflected context around each octave while computing gradients, pixels a side (at least the
 # largest roll). Every octave needs all of it: less at the small octaves, where it is the largest
@@ -212,8 +213,11 @@ class DreamEngine:
             _, out = tf.while_loop(lambda i, x: i < n, body, (tf.constant(0), img))
             return out
 
+        # autograph=False: the ascent is plain graph code (explicit while loops), so autograph's
+        # rewrite of its source would only cost trace time (bench/bench_startup.py).
         self._ascend = tf.function(
             ascend,
+            autograph=False,
             input_signature=[
                 tf.TensorSpec([None, None, 3], tf.float32),  # image in dream space, any size
                 tf.TensorSpec([None, 2], tf.int32),  # one (dy, dx) roll per step
@@ -292,16 +296,18 @@ class DreamEngine:
                     x = base
                 shifts = rng.integers(-params.jitter, params.jitter + 1, size=(params.steps, 2), dtype=np.int32)
                 target, pull, step_map = _temporal_maps(temporal, (oh, ow), (h, w))
-                out = self._ascend(
-                    self._tf.constant(x, dtype=self._tf.float32),
-                    self._tf.constant(shifts),
-                    self._tf.constant(params.step_size, dtype=self._tf.float32),
-                    self._tf.constant(tile, dtype=self._tf.int32),
-                    self._tf.constant(edge_pad(oh, ow, params.jitter, h / oh), dtype=self._tf.int32),
-                    self._tf.constant(target),
-                    self._tf.constant(pull),
-                    self._tf.constant(step_map),
-                ).numpy()
+                # The first call traces and optimises the graph: start-up work, done without GC passes.
+                with collector_paused() if self.trace_count == 0 else contextlib.nullcontext():
+                    out = self._ascend(
+                        self._tf.constant(x, dtype=self._tf.float32),
+                        self._tf.constant(shifts),
+                        self._tf.constant(params.step_size, dtype=self._tf.float32),
+                        self._tf.constant(tile, dtype=self._tf.int32),
+                        self._tf.constant(edge_pad(oh, ow, params.jitter, h / oh), dtype=self._tf.int32),
+                        self._tf.constant(target),
+                        self._tf.constant(pull),
+                        self._tf.constant(step_map),
+                    ).numpy()
                 detail = out - base
         return _from_dream_space(src + detail)
 

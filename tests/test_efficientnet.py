@@ -297,38 +297,85 @@ def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
 
 
 def test_conversion_is_cached(model, cache_dir):
-    path = cache_dir / E.CONVERTED_NAME
-    assert path.is_file()
-    mtime, before = path.stat().st_mtime_ns, E.conversions
-    assert E.converted_weights_path(cache_dir) == path
-    assert E.converted_weights_path(cache_dir) == path
-    assert E.conversions == before and path.stat().st_mtime_ns == mtime
-    assert [p.name for p in cache_dir.iterdir()] == [E.CONVERTED_NAME]  # no temp files left
+    arrays = cache_dir / E.ARRAYS_NAME
+    assert arrays.is_file()
+    mtime, before = arrays.stat().st_mtime_ns, E.conversions
+    again = E.load_efficientnet_lite0(include_top=False, cache_dir=cache_dir)
+    assert E.conversions == before and arrays.stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(
+        again.get_layer("top_conv").kernel.numpy(), model.get_layer("top_conv").kernel.numpy()
+    )
+    path = E.converted_weights_path(cache_dir)  # made from the cached arrays: no conversion
+    assert path == cache_dir / E.CONVERTED_NAME and E._looks_complete(path) and E.conversions == before
+    mtime = path.stat().st_mtime_ns
+    assert E.converted_weights_path(cache_dir) == path and path.stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in cache_dir.iterdir()) == sorted([E.ARRAYS_NAME, E.CONVERTED_NAME])  # no temp files
+
+
+def test_built_model_is_a_plain_keras_model(model):
+    """The converted arrays are the variables' initial values, yet the layers keep Keras' own initializers."""
+    import keras
+
+    config = model.get_layer("stem_conv").get_config()
+    assert config["kernel_initializer"]["class_name"] == "GlorotUniform"
+    clone = keras.models.clone_model(model)  # what bench_speed's batch-norm folding does
+    assert [layer.name for layer in clone.layers] == [layer.name for layer in model.layers]
 
 
 @pytest.mark.slow  # a full conversion
-def test_corrupt_cache_is_reconverted(model, cache_dir, tmp_path):
-    good = (cache_dir / E.CONVERTED_NAME).read_bytes()
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte", "stale stamp", "wrong shape"])
+def test_damaged_arrays_are_reconverted(model, cache_dir, tmp_path, damage):
+    """A cached arrays file that is partial, corrupt, from another package release or of the wrong shapes is redone."""
+    path = tmp_path / E.ARRAYS_NAME
+    good = (cache_dir / E.ARRAYS_NAME).read_bytes()
+    if damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif damage == "flipped byte":  # inside a weight array: only the zip's CRC can see it
+        data = bytearray(good)
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    else:
+        with np.load(cache_dir / E.ARRAYS_NAME) as z:
+            entries = {k: z[k] for k in z.files}
+        if damage == "stale stamp":
+            entries[E.ARRAYS_STAMP_KEY] = np.array(E.arrays_stamp().replace("==0.1.0", "==0.0.9"))
+        else:
+            entries["block4c_project_conv/0"] = entries["block4c_project_conv/0"][..., :-1]
+        with open(path, "wb") as fh:
+            np.savez(fh, **entries)
+    before = E.conversions
+    rebuilt = E.load_efficientnet_lite0(include_top=True, cache_dir=tmp_path)
+    assert E.conversions == before + 1
+    assert path.read_bytes() == good  # the same conversion written again, atomically
+    assert [p.name for p in tmp_path.iterdir()] == [E.ARRAYS_NAME]
+    x = E.preprocess(_synthetic())[None]
+    np.testing.assert_array_equal(rebuilt(x, training=False).numpy(), model(x, training=False).numpy())
+
+
+@pytest.mark.slow  # a full conversion
+def test_corrupt_keras_file_is_rewritten(model, cache_dir, tmp_path):
+    (tmp_path / E.ARRAYS_NAME).write_bytes((cache_dir / E.ARRAYS_NAME).read_bytes())
+    good = E.converted_weights_path(cache_dir).read_bytes()
     path = tmp_path / E.CONVERTED_NAME
     path.write_bytes(good[: len(good) // 2])
     before = E.conversions
     assert E.converted_weights_path(tmp_path) == path
-    assert E.conversions == before + 1
+    assert E.conversions == before  # rewritten from the cached arrays
     assert E._looks_complete(path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [E.CONVERTED_NAME]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([E.ARRAYS_NAME, E.CONVERTED_NAME])
 
 
-@pytest.mark.slow  # a full conversion
-def test_cache_from_another_conversion_is_redone(model, cache_dir, tmp_path):
+@pytest.mark.slow  # writes a Keras file
+def test_keras_file_from_another_conversion_is_redone(model, cache_dir, tmp_path):
     import h5py
 
     path = tmp_path / E.CONVERTED_NAME
-    path.write_bytes((cache_dir / E.CONVERTED_NAME).read_bytes())
+    path.write_bytes(E.converted_weights_path(cache_dir).read_bytes())
     with h5py.File(path, "a") as h5:
         h5.attrs["dreamvideo_conversion"] = "an older conversion"
-    before = E.conversions
+    assert not E._looks_complete(path)
     E.converted_weights_path(tmp_path)
-    assert E.conversions == before + 1 and E._looks_complete(path)
+    assert E._looks_complete(path)
 
 
 def test_unwritable_cache_is_a_model_error(tmp_path):
