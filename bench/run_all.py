@@ -52,6 +52,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="engine suite: fewer frames and steps (about 4 minutes)")
     ap.add_argument("--json", type=Path, default=None, help="write all measurements to this JSON file")
     ap.add_argument("--no-4k", action="store_true", help="skip the 3840x2160 frame")
+    ap.add_argument("--sizes", default=None, help="whole renders at these sizes only, e.g. 1280x720 (no suite after)")
+    ap.add_argument("--frames", type=int, default=None, help="frames of each coherent render (default 10; --full 20)")
     a = ap.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr, table on stdout
     if not a.suite:
@@ -61,10 +63,12 @@ def main(argv=None) -> int:
         import_tensorflow()
         t = time.perf_counter()
         sizes = [(640, 360), (1280, 720)] if a.full else [(640, 360)]
+        if a.sizes:
+            sizes = [tuple(int(x) for x in wh.split("x")) for wh in a.sizes.split(",")]
         rows, res = run_renders(
             ["efficientnet_lite0", "inception_v3"],
             sizes,
-            frames=20 if a.full else 10,
+            frames=a.frames or (20 if a.full else 10),
             classic_frames=2 if a.full else 1,
             log=log,
         )
@@ -77,7 +81,7 @@ def main(argv=None) -> int:
         )
         if a.json:
             a.json.write_text(json.dumps({"machine": m, "renders": res}, indent=1, default=str))
-        if not a.full:
+        if not a.full or a.sizes:
             return 0
         a.json = a.json.with_suffix(".suite.json") if a.json else None
     return suite(a, log)
