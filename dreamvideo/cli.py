@@ -117,7 +117,7 @@ RayOpt = Annotated[
         rich_help_panel="Cluster",
         metavar="ADDRESS|auto|local",
         help="Render on a Ray cluster: auto (the one this machine joined), HOST:PORT, or local (started for this run). "
-        'Needs pip install "dreamvideo[ray]".',
+        'Needs pip install "dreamvideo\\[ray]".',  # \\[ : rich markup would take [ray] for a style
     ),
 ]
 WorkersOpt = Annotated[

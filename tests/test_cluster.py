@@ -178,6 +178,12 @@ def test_help_does_not_import_ray():
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0
 
 
+def test_help_names_the_extra_to_install():
+    for command in ("video", "batch"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "250"})
+        assert result.exit_code == 0 and 'pip install "dreamvideo[ray]"' in result.output, result.output
+
+
 def test_zoom_asking_for_segments_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["zoom", "-o", str(tmp_path / "z.mp4"), "--noise", "--segments", "2"])
     assert result.exit_code == 1
