@@ -84,7 +84,8 @@ def test_edges_dream_like_the_interior(media, inception_weights, monkeypatch):
     monkeypatch.setattr(dream, "edge_pad", lambda spec, h, w, jitter, factor: (0, False))
     bare = band_ratio(engine.dream(img, p, seed=0), img)
     clear_cache()
-    # Measured with 16 px and no fold: 0.91 padded against 0.53 with no padding (outer 8 px over the interior).
+    # Measured (outer 8 px over the interior): 0.93 with InceptionV3's rule (10 px, folded), 0.91 with 16 px
+    # and no fold, 0.53 with no padding.
     assert padded > 0.75, (padded, bare)
     assert padded > bare + 0.2, (padded, bare)
 
@@ -101,5 +102,6 @@ def test_the_fold_dreams_inception_edges_at_least_as_much_as_todays_rule(media, 
     today = band_ratio(engine.dream(img, p, seed=0), img)
     retraced = engine.trace_count - traces
     clear_cache()
+    # Measured: 0.95 against 0.92 (outer 8 px over the interior); 0.80 / 0.90 against 0.71 / 0.81 at 640 px.
     assert ours >= today, (ours, today)
     assert retraced == 0, "a pad or fold change retraced the step"
