@@ -1,17 +1,21 @@
 """Edge padding: how much each rule costs and whether the frame's edges still dream like its interior.
 
-Run:  python bench/bench_edges.py [--size 640] [--steps N] [--repeats 2] [--rules today,none,...]
+Run:  python bench/bench_edges.py [--size 640] [--steps N] [--repeats 3] [--rules today,model,...]
+                                  [--models inception_v3,efficientnet_lite0]
 
-For each padding rule (the reflect padding added around every octave before its gradients, see
-dream.edge_pad) it dreams the same images with the same engine, seed and settings (the default
-preset and model; the pad is a run-time input, so no rule retraces) and prints:
+For each model and each padding rule (the reflect padding added around every octave before its
+gradients, and whether the gradient landing on it is folded back onto the picture: dream.edge_pad)
+it dreams the same images with the same engine, seed and settings (the default preset; the pad and
+the fold are run-time inputs, so no rule retraces, which the bench asserts) and prints:
   edge / interior  mean |out - in| in the outer 8 px band over that in the interior (>= 48 px
                    from every edge): 1.0 = the edges dream as strongly as the middle
   pixels           pixels the network sees per dream (all octaves, padded) over the unpadded ones
-  s/dream          best-of-repeats seconds of one whole dream, rules interleaved, and the speed-up
-                   against "today" (the rule this bench was written against: 16 px at every octave)
-Images: vtest.avi frame 100 (16:9) and butterfly.jpg (the image EDGE_PAD was first measured on),
-both resized to ``--size`` px wide.
+  s/dream          best-of-repeats seconds of one whole dream of the vtest frame, rules alternated,
+                   and the speed-up against "today" (16 px at every octave, no fold: the rule every
+                   model had before the per-model one)
+Rules: "today", "model" (the model spec's edge_pad and edge_fold, what the engine does), "none",
+"scaled", "full-only", "N" (N px) and "fold-N" (N px, folded). Images: vtest.avi frame 100 (16:9)
+and butterfly.jpg (the image the padding was first measured on), both resized to ``--size`` px wide.
 """
 
 from __future__ import annotations
@@ -22,39 +26,55 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import Row, default_settings, print_table, shared_dir, vtest_frame
 
-Rule = Callable[[int, int, int, float], int]
+# A padding rule, as dream.edge_pad: (model spec, octave h, octave w, jitter, frame side / octave side)
+# -> (reflect padding in px a side, whether the margin's gradient is folded back onto the picture).
+Rule = Callable[[Any, int, int, int, float], tuple[int, bool]]
 
 
-def _today(h: int, w: int, jitter: int, factor: float) -> int:
-    return min(max(jitter, 16), min(h, w) - 1)
+def _today(spec, h: int, w: int, jitter: int, factor: float) -> tuple[int, bool]:
+    """The rule every model had before the per-model one: max(jitter, 16) px at every octave, no fold."""
+    return min(max(jitter, 16), min(h, w) - 1), False
 
 
-def _const(p: int) -> Rule:
-    return lambda h, w, jitter, factor: min(p, min(h, w) - 1)
+def _const(p: int, fold: bool = False) -> Rule:
+    return lambda spec, h, w, jitter, factor: (min(p, min(h, w) - 1), fold)
 
 
-def _scaled(h: int, w: int, jitter: int, factor: float) -> int:
-    return min(math.ceil(max(jitter, 16) / factor), min(h, w) - 1)
+def _scaled(spec, h: int, w: int, jitter: int, factor: float) -> tuple[int, bool]:
+    return min(math.ceil(max(jitter, 16) / factor), min(h, w) - 1), False
 
 
-def _full_only(h: int, w: int, jitter: int, factor: float) -> int:
-    return min(max(jitter, 16), min(h, w) - 1) if factor <= 1.0 else 0
+def _full_only(spec, h: int, w: int, jitter: int, factor: float) -> tuple[int, bool]:
+    return (min(max(jitter, 16), min(h, w) - 1) if factor <= 1.0 else 0), False
 
 
 RULES: dict[str, Rule] = {
     "today": _today,
     "none": _const(0),
-    "4": _const(4),
-    "8": _const(8),
     "scaled": _scaled,
     "full-only": _full_only,
 }
+
+
+def rule(name: str, own: Rule) -> Rule:
+    """A rule by name: ``model`` (``own``, the engine's dream.edge_pad), one of RULES, ``N`` (N px at every
+    octave, no fold) or ``fold-N`` (the same with the fold)."""
+    if name == "model":
+        return own
+    if name in RULES:
+        return RULES[name]
+    fold = name.startswith("fold-")
+    px = name.removeprefix("fold-")
+    if not px.isdigit():
+        raise SystemExit(f"unknown rule {name!r}: use model, {', '.join(RULES)}, N or fold-N (pixels)")
+    return _const(int(px), fold)
 
 
 def band_ratio(out: np.ndarray, raw: np.ndarray, band: int = 8, inner: int = 48) -> float:
@@ -77,64 +97,85 @@ def images(width: int) -> dict[str, np.ndarray]:
     return out
 
 
-def pixel_ratio(rule: Rule, h: int, w: int, params) -> float:
+def pixel_ratio(rule: Rule, spec, h: int, w: int, params) -> float:
     from dreamvideo.dream import octave_sizes
 
     seen = plain = 0
-    for oh, ow in octave_sizes(h, w, params.octaves, params.octave_scale, 75):
-        p = rule(oh, ow, params.jitter, h / oh)
+    for oh, ow in octave_sizes(h, w, params.octaves, params.octave_scale, spec.min_side):
+        p, _ = rule(spec, oh, ow, params.jitter, h / oh)
         seen += (oh + 2 * p) * (ow + 2 * p)
         plain += oh * ow
     return seen / plain
 
 
-def run(
-    width: int = 640, steps: int | None = None, repeats: int = 2, rules: list[str] | None = None, log=print
+def settings_for(model: str):
+    """The default preset's dream settings with ``model`` (InceptionV3 with the shared weights)."""
+    from bench.common import inception_weights
+
+    if model == "inception_v3":
+        w = inception_weights()
+        if w is None:
+            raise SystemExit("InceptionV3 weights absent from shared/weights: use --models efficientnet_lite0")
+        return default_settings(model=model, weights=str(w)).dream
+    return default_settings(model=model, weights=None).dream
+
+
+def run_model(
+    model: str, width: int, steps: int | None, repeats: int, names: list[str], log=print
 ) -> tuple[list[Row], dict]:
+    """Every rule of ``names`` on one model: best-of-``repeats`` s/dream of the vtest frame (rules
+    alternated), edge / interior of both images (dreamed once: the dream is seeded), pixel ratios."""
     from dreamvideo import dream
     from dreamvideo.dream import DreamParams, get_engine
 
-    d = default_settings().dream
+    d = settings_for(model)
     engine = get_engine(d)
     params = DreamParams.from_config(d, **({} if steps is None else {"steps": steps}))
-    names = rules or list(RULES)
     imgs = images(width)
-    engine.dream(vtest_frame(160, 90), DreamParams.from_config(d, steps=1, octaves=1))  # the one trace
     original = dream.edge_pad
+    rules = {n: rule(n, original) for n in names}
+    engine.dream(vtest_frame(160, 90), DreamParams.from_config(d, steps=1, octaves=1))  # the one trace
+    traces = engine.trace_count
     res: dict = {n: {"s": [], "ratio": {}} for n in names}
     try:
         for rep in range(repeats):
             order = names if rep % 2 == 0 else names[::-1]  # alternate, so drift in load hits all rules
             for n in order:
-                dream.edge_pad = RULES[n]
+                dream.edge_pad = rules[n]
                 for key, img in imgs.items():
+                    if key != "vtest" and rep > 0:
+                        continue  # same seed, same dream: its ratio is known
                     t = time.perf_counter()
                     out = engine.dream(img, params, seed=0)
                     dt = time.perf_counter() - t
                     if key == "vtest":
                         res[n]["s"].append(dt)
+                        vt = dt
                     res[n]["ratio"][key] = band_ratio(out, img)
                 log(
-                    f"  {n}: {dt:.2f} s, edge/interior " + ", ".join(f"{k} {v:.3f}" for k, v in res[n]["ratio"].items())
+                    f"  {model} {n}: {vt:.2f} s, edge/interior "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in res[n]["ratio"].items())
                 )
     finally:
         dream.edge_pad = original
+    assert engine.trace_count == traces, "a padding rule retraced the step"
     h, w = imgs["vtest"].shape[:2]
     base = min(res["today"]["s"]) if "today" in res else None
     rows = [
         Row(
-            "model / settings",
-            f"{engine.name} {'+'.join(engine.layers)}",
+            f"{model}: settings",
+            f"{'+'.join(engine.layers)}",
             f"{params.octaves} oct x {params.steps} steps, jitter {params.jitter}, {w}x{h}; best of {repeats}",
         )
     ]
     for n in names:
         r = res[n]
-        r["pixels"] = pixel_ratio(RULES[n], h, w, params)
+        r["pixels"] = pixel_ratio(rules[n], engine.spec, h, w, params)
+        r["pad"] = rules[n](engine.spec, h, w, params.jitter, 1.0)
         speed = f"; {base / min(r['s']):.2f}x today" if base else ""
         rows.append(
             Row(
-                f"rule {n}",
+                f"{model}: rule {n} ({r['pad'][0]} px{', fold' if r['pad'][1] else ''})",
                 " / ".join(f"{v:.3f}" for v in r["ratio"].values()),
                 f"edge/interior ({', '.join(r['ratio'])}); pixels x{r['pixels']:.3f}; {min(r['s']):.2f} s/dream{speed}",
             )
@@ -142,12 +183,35 @@ def run(
     return rows, res
 
 
+def run(
+    width: int = 640,
+    steps: int | None = None,
+    repeats: int = 3,
+    rules: list[str] | None = None,
+    models: list[str] | None = None,
+    log=print,
+) -> tuple[list[Row], dict]:
+    """``run_model`` for each model (default: inception_v3 where its weights are, and efficientnet_lite0)."""
+    from bench.common import inception_weights
+
+    models = models or [*(["inception_v3"] if inception_weights() else []), "efficientnet_lite0"]
+    rows: list[Row] = []
+    res: dict = {}
+    for m in models:
+        r, res[m] = run_model(m, width, steps, repeats, rules or ["today", "model"], log)
+        rows += r
+    return rows, res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=640, help="image width in pixels")
     ap.add_argument("--steps", type=int, default=None, help="steps per octave (default: the preset's)")
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--rules", default=None, help=f"comma-separated, of {', '.join(RULES)}")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--rules", default="today,model", help=f"comma-separated: model, {', '.join(RULES)}, N or fold-N (px)"
+    )
+    ap.add_argument("--models", default=None, help="comma-separated (default: inception_v3, efficientnet_lite0)")
     a = ap.parse_args(argv)
     from dreamvideo.model import import_tensorflow
 
@@ -156,7 +220,8 @@ def main(argv=None) -> int:
         a.size,
         a.steps,
         a.repeats,
-        a.rules.split(",") if a.rules else None,
+        a.rules.split(","),
+        a.models.split(",") if a.models else None,
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     print_table(rows, "edge padding rules")

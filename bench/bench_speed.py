@@ -64,7 +64,7 @@ def exp_tiles(repeats: int) -> None:
                 best[t] = min(best[t], _step_s(eng, img, t))
         base = best[cands[0]]
         for t in cands:
-            tl = engine_tiles(h, w, t, eng.spec.min_side, 16)
+            tl = engine_tiles(h, w, t, eng.spec.min_side, 16, eng.spec)
             gf = step_flops(eng.feature_model, tl)["total"] / 1e9
             print(
                 f"tiles {w}x{h} tile_size {t:5d}: {len(tl):2d} tiles {tl[0][1]}x{tl[0][0]}  {best[t]:.3f} s/step "

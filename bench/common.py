@@ -175,20 +175,19 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 # --- the engine's tiling, mirrored for FLOP counting ----------------------------------------------
 
 
-def edge_pad(h: int, w: int, jitter: int) -> int:
-    """The reflect padding the engine adds on each side before tiling (dream.py's EDGE_PAD rule;
-    0 for an engine without it)."""
+def edge_pad(h: int, w: int, jitter: int, spec: Any = None) -> int:
+    """The reflect padding the engine adds on each side before tiling: dream.edge_pad's for ``spec``
+    (a ModelSpec), max(jitter, 16) without one (every model's rule before the per-model pads)."""
     from dreamvideo import dream
 
-    edge = getattr(dream, "EDGE_PAD", None)
-    if edge is None:
-        return 0
-    return max(0, min(max(int(jitter), int(edge)), min(h, w) - 1))
+    if spec is not None:
+        return dream.edge_pad(spec, h, w, int(jitter), 1.0)[0]
+    return max(0, min(max(int(jitter), 16), min(h, w) - 1))
 
 
-def engine_tiles(h: int, w: int, tile: int, min_side: int, jitter: int) -> list[tuple[int, int]]:
-    """(h, w) of each tile of one step of the engine on an HxW octave: padded, then tiled."""
-    pad = edge_pad(h, w, jitter)
+def engine_tiles(h: int, w: int, tile: int, min_side: int, jitter: int, spec: Any = None) -> list[tuple[int, int]]:
+    """(h, w) of each tile of one step of the engine on an HxW octave: padded (``spec``'s rule), then tiled."""
+    pad = edge_pad(h, w, jitter, spec)
     return tiles(h + 2 * pad, w + 2 * pad, tile, min_side)
 
 

@@ -11,7 +11,7 @@ Counting (documented in bench/RESULTS.md):
     The weight gradients (dW, another 1 x forward) are NOT needed and not counted: a compiled
     step prunes them; an eager tape computes them anyway (wasted work of the classic loop);
   * one step = sum over the step's tiles (bench.common.engine_tiles: the octave reflect-padded by
-    dream.py's EDGE_PAD rule, then tiled with dream.py's arithmetic) of forward + dX = 2 x forward FLOPs.
+    dream.edge_pad's rule for the model, then tiled with dream.py's arithmetic) of forward + dX = 2 x forward FLOPs.
     Elementwise work (batch norm, ReLU, pooling, concat, the roll/normalise/clip of the step) is not
     counted: it is memory-bound and small in FLOPs.
 """
@@ -122,7 +122,7 @@ def measure_step_rate(engine, image: np.ndarray, tile: int, steps: int = 4, repe
 
     cores = os.cpu_count() or 1
     h, w = image.shape[:2]
-    tl = engine_tiles(h, w, tile, engine.spec.min_side, 16)  # the engine's padded tiles (jitter 16)
+    tl = engine_tiles(h, w, tile, engine.spec.min_side, 16, engine.spec)  # the engine's padded tiles (jitter 16)
     fl = step_flops(engine.feature_model, tl)
     p = DreamParams(steps=steps, step_size=0.03, octaves=1, octave_scale=1.4, jitter=16, tile_size=tile)
     engine.dream(image, DreamParams(**{**p.__dict__, "steps": 1}))  # warm-up
@@ -148,7 +148,7 @@ def measure_step_rate(engine, image: np.ndarray, tile: int, steps: int = 4, repe
     return {
         "tiles": len(tl),
         "tile_shape": f"{tl[0][1]}x{tl[0][0]}",
-        "pad": edge_pad(h, w, 16),
+        "pad": edge_pad(h, w, 16, engine.spec),
         "step_gflop": fl["total"] / 1e9,
         "forward_gflop": fl["forward"] / 1e9,
         "step_s": s,

@@ -23,21 +23,23 @@ import numpy as np
 from . import objective
 from .config import DreamConfig
 from .errors import ConfigError, InputError, ModelError
-from .model import LoadedModel, collector_paused, load_model
+from .model import LoadedModel, ModelSpec, collector_paused, load_model
 
-# Reflected context around each octave while computing gradients, pixels a side (at least the
-# largest roll). Every octave needs all of it: less at the small octaves, where it is the largest
-# share of the pixels, under-dreams the edges of the finished frame (bench/bench_edges.py).
+# The jitter (max roll, px) a model's ``edge_pad`` is stated for; larger rolls scale the pad with
+# them, so the roll's wrap seam stays as far outside the picture as it was measured.
 EDGE_PAD = 16
 
 
-def edge_pad(height: int, width: int, jitter: int, factor: float) -> int:
-    """Reflect padding, pixels a side, of an octave of ``height`` x ``width`` that is 1/``factor`` of the frame.
+def edge_pad(spec: ModelSpec, height: int, width: int, jitter: int, factor: float) -> tuple[int, bool]:
+    """(reflect padding in pixels a side, fold) of an octave of ``height`` x ``width``, 1/``factor`` of the frame.
 
-    The same at every octave (``factor`` is unused, kept for rules that scale): the roll's wrap seam
-    then stays a pad's width outside the picture, and the padded array's own border 0 to 2 pads away.
+    The model's ``edge_pad`` (px at a jitter up to EDGE_PAD, in proportion above) at every octave
+    (``factor`` is unused, kept for rules that scale: the small octaves need their pad as much as the
+    full one, bench/RESULTS.md), below the octave's short side; and the model's ``edge_fold``. A spec's
+    16 px without the fold is the rule every model had before: max(jitter, 16).
     """
-    return min(max(jitter, EDGE_PAD), min(height, width) - 1)
+    pad = -(-spec.edge_pad * max(jitter, EDGE_PAD) // EDGE_PAD)  # ceil
+    return min(pad, min(height, width) - 1), spec.edge_fold
 
 
 # float16 keeps 5 exponent bits: the input gradient of a mean over ~1e6 activations (~1e-6 per
@@ -146,11 +148,14 @@ class DreamEngine:
             return self._objective(acts)  # the weighted sum of terms (objective.py)
 
         @tf.autograph.experimental.do_not_convert
-        def tiled_gradient(img: tf.Tensor, shift: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor) -> tf.Tensor:
-            # Reflect-pad by the largest roll, so the roll's wrap seam and the network's own border
-            # fall outside the picture: without it the frame's edges are under-dreamed (EDGE_PAD).
+        def tiled_gradient(
+            img: tf.Tensor, shift: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor, fold: tf.Tensor
+        ) -> tf.Tensor:
+            # Reflect-pad (edge_pad), so the roll's wrap seam and the network's own border fall
+            # outside the picture: without it the frame's edges are under-dreamed.
             h0, w0 = tf.shape(img)[0], tf.shape(img)[1]
-            padded = tf.pad(img, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+            paddings = tf.stack([tf.stack([pad, pad]), tf.stack([pad, pad]), tf.zeros([2], tf.int32)])  # 3x2
+            padded = tf.pad(img, paddings, mode="REFLECT")
             rolled = tf.roll(padded, shift=shift, axis=[0, 1])
             h, w = tf.shape(rolled)[0], tf.shape(rolled)[1]
             # Balanced tiles: n tiles of near-equal size, so no sliver below the model's minimum.
@@ -184,7 +189,14 @@ class DreamEngine:
                 return k + 1, grads
 
             _, grads = tf.while_loop(lambda k, _g: k < ny * nx, add_tile, (tf.constant(0), tf.zeros_like(rolled)))
-            return tf.roll(grads, shift=-shift, axis=[0, 1])[pad : pad + h0, pad : pad + w0]
+            grads = tf.roll(grads, shift=-shift, axis=[0, 1])  # (h0 + 2 pad) x (w0 + 2 pad) x 3
+            # fold: the exact gradient of the reflect padding (each margin pixel's gradient added onto
+            # the picture pixel it copies); else the margin's gradient is dropped. h0 x w0 x 3 either way.
+            return tf.cond(
+                fold,
+                lambda: tf.raw_ops.MirrorPadGrad(input=grads, paddings=paddings, mode="REFLECT"),
+                lambda: grads[pad : pad + h0, pad : pad + w0],
+            )
 
         def ascend(
             img: tf.Tensor,
@@ -192,6 +204,7 @@ class DreamEngine:
             step_size: tf.Tensor,
             tile: tf.Tensor,
             pad: tf.Tensor,
+            fold: tf.Tensor,
             target: tf.Tensor,
             pull: tf.Tensor,
             step_map: tf.Tensor,
@@ -200,7 +213,7 @@ class DreamEngine:
             n = tf.shape(shifts)[0]
 
             def body(i: tf.Tensor, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-                g = tiled_gradient(x, shifts[i], tile, pad)
+                g = tiled_gradient(x, shifts[i], tile, pad, fold)
                 g = g / (tf.math.reduce_std(g) + 1e-8)
                 # Temporal term (video seeded frames; Ruder et al. 2016): a per-pixel step scale and a
                 # quadratic pull toward ``target`` (the warped previous dream) of ``pull`` (0..1 of the
@@ -223,7 +236,8 @@ class DreamEngine:
                 tf.TensorSpec([None, 2], tf.int32),  # one (dy, dx) roll per step
                 tf.TensorSpec([], tf.float32),  # step size
                 tf.TensorSpec([], tf.int32),  # tile side
-                tf.TensorSpec([], tf.int32),  # reflect padding, pixels, > max roll and < the image side
+                tf.TensorSpec([], tf.int32),  # reflect padding, pixels a side, 0 .. the image's short side - 1
+                tf.TensorSpec([], tf.bool),  # fold the padding's gradient back onto the picture (edge_pad)
                 tf.TensorSpec([None, None, 3], tf.float32),  # temporal target in dream space (HxWx3 or 1x1x3)
                 tf.TensorSpec([None, None, 1], tf.float32),  # pull toward it per step, 0..1 (HxWx1 or 1x1x1)
                 tf.TensorSpec([None, None, 1], tf.float32),  # step scale per pixel, >= 0 (HxWx1 or 1x1x1)
@@ -296,6 +310,7 @@ class DreamEngine:
                     x = base
                 shifts = rng.integers(-params.jitter, params.jitter + 1, size=(params.steps, 2), dtype=np.int32)
                 target, pull, step_map = _temporal_maps(temporal, (oh, ow), (h, w))
+                pad, fold = edge_pad(self.spec, oh, ow, params.jitter, h / oh)
                 # The first call traces and optimises the graph: start-up work, done without GC passes.
                 with collector_paused() if self.trace_count == 0 else contextlib.nullcontext():
                     out = self._ascend(
@@ -303,7 +318,8 @@ class DreamEngine:
                         self._tf.constant(shifts),
                         self._tf.constant(params.step_size, dtype=self._tf.float32),
                         self._tf.constant(tile, dtype=self._tf.int32),
-                        self._tf.constant(edge_pad(oh, ow, params.jitter, h / oh), dtype=self._tf.int32),
+                        self._tf.constant(pad, dtype=self._tf.int32),
+                        self._tf.constant(fold, dtype=self._tf.bool),
                         self._tf.constant(target),
                         self._tf.constant(pull),
                         self._tf.constant(step_map),
