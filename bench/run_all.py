@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write all measurements to this JSON file")
     ap.add_argument("--no-4k", action="store_true", help="skip the 3840x2160 frame")
     ap.add_argument("--sizes", default=None, help="whole renders at these sizes only, e.g. 1280x720 (no suite after)")
+    ap.add_argument("--models", default="efficientnet_lite0,inception_v3", help="whole renders of these models")
     ap.add_argument("--frames", type=int, default=None, help="frames of each coherent render (default 10; --full 20)")
     a = ap.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731  progress on stderr, table on stdout
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
         if a.sizes:
             sizes = [tuple(int(x) for x in wh.split("x")) for wh in a.sizes.split(",")]
         rows, res = run_renders(
-            ["efficientnet_lite0", "inception_v3"],
+            a.models.split(","),
             sizes,
             frames=a.frames or (20 if a.full else 10),
             classic_frames=2 if a.full else 1,
