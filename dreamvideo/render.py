@@ -40,6 +40,7 @@ from .toolkit import (
     dream_params,
     match_color,
     noop,
+    open_output,
     output_target,
     report_path,
     seed_for_frame,
@@ -279,7 +280,7 @@ def render_video(
     from .controls import Controls
     from .decode import DecodeStats, iter_frames, scaled_size
     from .dream import get_engine
-    from .encode import encoded_size, open_writer, write_image
+    from .encode import encoded_size, write_image
     from .metrics import Metrics, report_figure, scratch_indices
     from .model import check_frame_size, planned_spec
     from .probe import probe, require_moving_video
@@ -357,16 +358,14 @@ def render_video(
                 if writer is None:
                     size = (raw.shape[1], raw.shape[0])
                     writer = stack.enter_context(
-                        open_writer(
-                            target.path,
+                        open_output(
+                            target,
                             fps,
                             size,
-                            crf=settings.encode.crf,
-                            encoder_preset=settings.encode.encoder_preset,
+                            settings,
                             audio_from=audio_from,
                             audio_start=v.start,
                             audio_duration=v.duration,
-                            kind=target.kind,
                         )
                     )
                 if index < done:

@@ -342,12 +342,12 @@ def assemble(
     settings file; ``record``: extra keys for it (a batch's manifest and job).
     """
     from .decode import iter_frames
-    from .encode import open_writer, write_image
+    from .encode import write_image
     from .flow import FlowEstimator, coherence, is_scene_cut
     from .metrics import Metrics, report_figure
     from .probe import probe
     from .timing import parse_fps
-    from .toolkit import OutputTarget, RenderResult, report_path, write_settings_file
+    from .toolkit import OutputTarget, RenderResult, open_output, report_path, write_settings_file
 
     t0 = time.perf_counter()
     if len(results) != len(split.segments):
@@ -369,16 +369,14 @@ def assemble(
     prev_raw: np.ndarray | None = None
     prev_out: np.ndarray | None = None
     try:
-        with open_writer(
-            split.output,
+        with open_output(
+            OutputTarget(split.output, split.kind),
             fps,
             size,
-            crf=settings.encode.crf,
-            encoder_preset=settings.encode.encoder_preset,
+            settings,
             audio_from=audio_from,
             audio_start=v.start,
             audio_duration=v.duration,
-            kind=split.kind,
         ) as writer:
             for t, frame, k in joined_frames(split, results, motion):
                 writer.write(frame)

@@ -29,7 +29,7 @@ import numpy as np
 from .audio import analyze_file, load_features, save_features
 from .config import RULES, Settings
 from .dream import DreamParams
-from .encode import VIDEO_KINDS, check_crf, check_output_path, output_kind, write_error
+from .encode import VIDEO_KINDS, FrameWriter, check_crf, check_output_path, open_writer, output_kind, write_error
 from .errors import ConfigError, InputError
 from .files import sibling_name, write_atomic
 from .model import device_description  # TensorFlow itself is imported only when a device is asked for
@@ -53,6 +53,7 @@ __all__ = [
     "frame_settings",
     "match_color",
     "noop",
+    "open_output",
     "output_target",
     "report_path",
     "seed_for_frame",
@@ -125,6 +126,32 @@ def output_target(
     if crf is not None and kind in ("h264", "vp9"):
         check_crf(kind, crf)
     return OutputTarget(Path(given), kind)
+
+
+def open_output(
+    target: OutputTarget,
+    fps: Fraction,
+    size: tuple[int, int],
+    settings: Settings,
+    *,
+    audio_from: Path | None,
+    audio_start: float,
+    audio_duration: float | None,
+) -> FrameWriter:
+    """encode.open_writer for a driver's checked output with the settings' encoder choices (crf, x264
+    preset); ``size`` is (width, height) in pixels, ``audio_from`` the file whose sound is muxed (None =
+    silent), from ``audio_start`` s for ``audio_duration`` s (None = to its end)."""
+    return open_writer(
+        target.path,
+        fps,
+        size,
+        crf=settings.encode.crf,
+        encoder_preset=settings.encode.encoder_preset,
+        audio_from=audio_from,
+        audio_start=audio_start,
+        audio_duration=audio_duration,
+        kind=target.kind,
+    )
 
 
 def sibling_of(output: str | Path | OutputTarget, suffix: str) -> Path:

@@ -63,6 +63,7 @@ from .toolkit import (
     frame_settings,
     match_color,
     noop,
+    open_output,
     output_target,
     seed_for_frame,
     to_uint8,
@@ -387,7 +388,7 @@ def render_zoom(
     """
     from .controls import Controls
     from .dream import get_engine
-    from .encode import encoded_size, open_writer
+    from .encode import encoded_size
     from .model import check_frame_size, planned_spec
     from .probe import check_input_file, probe
     from .resume import input_identity, with_controls
@@ -444,16 +445,8 @@ def render_zoom(
     steps = _Steps()
     with (
         work.discard_if_empty(),
-        open_writer(
-            target.path,
-            fps,
-            (w, h),
-            crf=settings.encode.crf,
-            encoder_preset=settings.encode.encoder_preset,
-            audio_from=audio_from,
-            audio_start=0.0,
-            audio_duration=float(n / fps),
-            kind=target.kind,
+        open_output(
+            target, fps, (w, h), settings, audio_from=audio_from, audio_start=0.0, audio_duration=float(n / fps)
         ) as writer,
     ):
         timeline = build_timeline(
