@@ -466,10 +466,12 @@ class RangeResult:
     model: str  # the model that dreamed
     seconds: float  # wall time of this call (0 when the range was already complete)
     resumed_frames: int = 0  # frames found finished in the work folder and not dreamed again
-    # Per stored frame (index - start), the Metrics inputs: [strength, offset, flicker_out, flicker_in,
-    # scratch] (flicker entries None for a chain start; scratch: the strength of the frame dreamed
-    # from scratch where ``scratch_at`` asked for it, else None). 0..255 scales.
-    per_frame: list[list[float | None]] = field(default_factory=list)
+    # Render frame index -> strength (mean |out - in|, 0..255) of that frame dreamed from scratch,
+    # for the frames ``scratch_at`` asked for (the --report samples).
+    scratch: dict[int, float] = field(default_factory=dict)
+    # Per stored frame (index - start): the input's step into it, mean |raw_t - raw_t-1| (0..255),
+    # what a join's fade is paced by; None for the range's first frame.
+    motion: list[float | None] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # notices reported
 
     def frame_path(self, index: int) -> Path:
@@ -576,15 +578,16 @@ def _render_range(
 
     fps: Fraction = info.fps
     v = settings.video
-    complete = work / "range.json"
+    complete = work / "range.json"  # written once the range is complete: its result, for a rerun
     if done and complete.is_file():
         try:
             doc = json.loads(complete.read_text())
             if doc.get("digest") == digest and int(doc.get("frames", -1)) == done:
                 doc.pop("digest")
+                doc["scratch"] = {int(k): float(x) for k, x in doc["scratch"].items()}  # JSON keys are text
                 return RangeResult(work=work, **{**doc, "seconds": 0.0, "resumed_frames": done})
-        except (OSError, ValueError, TypeError):
-            pass  # unreadable marker: finish the range again from its stored frames
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            pass  # unreadable (or older) marker: finish the range again from its stored frames
     if store.restarted_reason and "--no-resume" not in store.restarted_reason:
         note(f"{tag or 'range'}: {store.restarted_reason}")
     planned = (stop if stop is not None else max(estimate or 0, start + 1)) - start
@@ -594,12 +597,13 @@ def _render_range(
     ranged = itertools.islice(frames, start, None)  # decoded and dropped: exact even with uneven timestamps
     chain = VideoChain(engine, settings, controls)
     scratch_chain = VideoChain(engine, settings.replace(coherent=False), controls) if scratch_at else None
-    metrics = Metrics()
+    scratch = Metrics()  # only its from-scratch samples: the assembly measures the frames it writes
     q: queue.Queue = queue.Queue(maxsize=4)
     halt = threading.Event()
     producer = threading.Thread(target=_producer, args=(ranged, v.flow, max(done, 1), q, halt), daemon=True)
     producer.start()
-    per_frame: list[list[float | None]] = []
+    motion: list[float | None] = []
+    prev_in: np.ndarray | None = None
     count = 0
     size: tuple[int, int] | None = None
     try:
@@ -620,28 +624,17 @@ def _render_range(
                 size = (raw.shape[1], raw.shape[0])
                 index = start + local
                 values = timeline.values(index) if timeline is not None else None
+                cur = raw.astype(np.int16)
+                motion.append(None if prev_in is None else float(np.abs(cur - prev_in).mean()))
+                prev_in = cur
                 if local < done:
                     out8 = store.load_frame(local)
                     if local == done - 1:
                         chain.restore(raw, out8, values)
-                    per_frame.append([None, None, None, None, None])  # not measured again on a resume
                 else:
-                    prev_raw, prev_out = chain.prev_raw, chain.prev_out
-                    out8, step_info = chain.step(index, raw, coh, values)
-                    metrics.add(raw, out8, prev_raw, prev_out, coh, step_info["cut"], index)
-                    scratch = None
+                    out8, _ = chain.step(index, raw, coh, values)
                     if scratch_chain is not None and index in scratch_at:
-                        metrics.add_scratch(index, raw, scratch_chain.step(index, raw, None, values)[0])
-                        scratch = metrics.scratch[index]
-                    per_frame.append(
-                        [
-                            metrics.strength[-1],
-                            metrics.offset[-1],
-                            metrics.flicker_out.get(index),
-                            metrics.flicker_in.get(index),
-                            scratch,
-                        ]
-                    )
+                        scratch.add_scratch(index, raw, scratch_chain.step(index, raw, None, values)[0])
                     store.save_frame(local, out8)
                 count += 1
                 on_progress(count, max(planned, count))
@@ -662,7 +655,8 @@ def _render_range(
         model=engine.name,
         seconds=time.perf_counter() - t0,
         resumed_frames=done,
-        per_frame=per_frame,
+        scratch=dict(scratch.scratch),
+        motion=motion,
         notes=notes,
     )
     doc = {
@@ -673,7 +667,8 @@ def _render_range(
         "height": size[1],
         "fps": result.fps,
         "model": engine.name,
-        "per_frame": per_frame,
+        "scratch": {str(k): x for k, x in scratch.scratch.items()},
+        "motion": motion,
         "notes": notes,
     }
     write_atomic(complete, json.dumps(doc))

@@ -260,37 +260,21 @@ def fade_weights(motion: Sequence[float]) -> list[float]:
     return [float(x) for x in cum[:-1]]
 
 
-def input_motion(split: SplitPlan) -> list[float]:
-    """Mean |raw_t - raw_t-1| (0..255) of every source frame of the render (0 for the first), decoded
-    as the segments decoded it: what ``fade_weights`` paces each join by."""
-    from .decode import iter_frames
-
-    v = split.settings.video
-    frames = iter_frames(
-        split.input, max_side=split.settings.dream.max_side, start=v.start, duration=v.duration, max_frames=v.max_frames
-    )
-    out: list[float] = []
-    prev: np.ndarray | None = None
-    try:
-        for raw in frames:
-            cur = raw.astype(np.int16)
-            out.append(0.0 if prev is None else float(np.abs(cur - prev).mean()))
-            prev = cur
-    finally:
-        close = getattr(frames, "close", None)
-        if close is not None:
-            close()
-    return out
+def _motion_at(results: Sequence[Any], index: int) -> float | None:
+    """The input's step into frame ``index`` as a segment recorded it (None when none did)."""
+    for r in results:
+        i = index - r.start
+        if 0 <= i < len(r.motion) and r.motion[i] is not None:
+            return float(r.motion[i])
+    return None
 
 
-def joined_frames(
-    split: SplitPlan, results: Sequence[Any], motion: Sequence[float] | None = None
-) -> Iterable[tuple[int, np.ndarray, int]]:
+def joined_frames(split: SplitPlan, results: Sequence[Any]) -> Iterable[tuple[int, np.ndarray, int]]:
     """The output's frames in order, as (index, HxWx3 uint8 frame, segment that owns it).
 
     A frame inside an overlap is the cross-fade of both segments' frames, paced by the input's
-    ``motion`` (``input_motion``; None = a linear fade). Stops at the first frame no segment holds
-    (a source that ended before the header said).
+    motion the segments recorded (``RangeResult.motion``; a linear fade where none is known). Stops
+    at the first frame no segment holds (a source that ended before the header said).
     """
     from .decode import read_image
 
@@ -308,12 +292,10 @@ def joined_frames(
             seg = split.segments[k]
             overlap = ends[j] - seg.first  # the join as it came out (a short source may shorten it)
             if k not in weights:
-                steps = [1.0] * (overlap + 1)
-                if motion is not None:
-                    known = [float(motion[u]) for u in range(seg.first, seg.first + overlap + 1) if u < len(motion)]
-                    fill = float(np.mean(known)) if known else 1.0
-                    steps = known + [fill] * (overlap + 1 - len(known))
-                weights[k] = fade_weights(steps)
+                steps = [_motion_at(results, u) for u in range(seg.first, seg.first + overlap + 1)]
+                known = [x for x in steps if x is not None]
+                fill = float(np.mean(known)) if known else 1.0  # unknown steps move like the known ones
+                weights[k] = fade_weights([fill if x is None else x for x in steps])
             w = weights[k][t - seg.first]
             frame = cross_fade(read_image(results[j].frame_path(t)), frame, w)
         yield t, frame, k
@@ -358,7 +340,6 @@ def assemble(
     audio_from = split.input if (settings.encode.audio and info.has_audio) else None
     first = results[0]
     size = (first.width, first.height)
-    motion = input_motion(split) if len(results) > 1 else None
     metrics = Metrics(keep_thumbs=split.report)
     count = 0
     total_hint = split.total
@@ -378,7 +359,7 @@ def assemble(
             audio_start=v.start,
             audio_duration=v.duration,
         ) as writer:
-            for t, frame, k in joined_frames(split, results, motion):
+            for t, frame, k in joined_frames(split, results):
                 writer.write(frame)
                 count += 1
                 raw = next(sources, None)  # the source frame t (the segments decoded the same stream)
@@ -386,13 +367,8 @@ def assemble(
                     coh = coherence(raw, prev_raw, flow) if prev_raw is not None else None
                     cut = coh is not None and is_scene_cut(coh[2], v.scene_cut)
                     metrics.add(raw, frame, prev_raw, prev_out, coh, cut, t)
-                    row = (
-                        results[k].per_frame[t - results[k].start]
-                        if t - results[k].start < len(results[k].per_frame)
-                        else None
-                    )
-                    if row and len(row) > 4 and row[4] is not None:  # the owner's from-scratch sample
-                        metrics.scratch[t] = row[4]
+                    if t in results[k].scratch:  # the owner's from-scratch sample
+                        metrics.scratch[t] = results[k].scratch[t]
                     prev_raw, prev_out = raw, frame
                 on_progress(count, max(total_hint, count))
     finally:
@@ -490,7 +466,6 @@ __all__ = [
     "check_splittable",
     "cross_fade",
     "fade_weights",
-    "input_motion",
     "joined_frames",
     "make_plan",
     "plan",
