@@ -136,22 +136,15 @@ def joined(
     b: int,
     join: int,
     motion: list[float] | None = None,
-    still: float = 0.25,
 ) -> list[np.ndarray]:
     """The split render's frames: A before b, the cross-fade over b..b+J-1, B after.
 
-    ``motion`` None: segments.joined_frames' linear weights. Else the input's step into each frame
-    (motion[t] = mean |raw_t - raw_t-1|): the fade advances with the scene's motion, plus ``still``
-    of its mean so it still moves where the scene stands still.
+    ``motion`` None: a linear fade. Else the input's step into each frame (motion[t] = mean
+    |raw_t - raw_t-1|), paced as segments.joined_frames paces it (segments.fade_weights).
     """
-    from dreamvideo.segments import cross_fade
+    from dreamvideo.segments import cross_fade, fade_weights
 
-    if motion is None:
-        gains = np.ones(join + 1)
-    else:
-        m = np.array([motion[t] for t in range(b, b + join + 1)])
-        gains = m + still * m.mean() + 1e-6
-    cum = np.cumsum(gains) / gains.sum()
+    cum = fade_weights([1.0] * (join + 1) if motion is None else [motion[t] for t in range(b, b + join + 1)])
     out = []
     for t in range(len(a)):
         if t < b:
