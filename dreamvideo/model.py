@@ -743,12 +743,15 @@ def _load_from(spec: ModelSpec, source: WeightsSource) -> Any:
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
-def load_model(name: str | None, weights: str | Path | None = None, precision: str = "float32") -> LoadedModel:
+def load_model(
+    name: str | None, weights: str | Path | None = None, precision: str = "float32", fold: bool = True
+) -> LoadedModel:
     """Build a model with real ImageNet weights, computing in ``precision`` (a key of POLICIES).
 
     Lower precisions build the same layers under Keras' mixed policy (float32 weights, activations
     and their gradients in bfloat16/float16); the weights files are the float32 ones. Where the spec
-    says ``fold_norms``, batch norms are folded into the convolutions before them (``fold_batch_norms``).
+    says ``fold_norms`` (and ``fold``), batch norms are folded into the convolutions before them
+    (``fold_batch_norms``); ``fold=False`` gives the model as built, as a plain Keras script has it.
     """
     if precision not in POLICIES:
         raise ModelError(f"precision {precision!r} cannot build a model: use one of {', '.join(POLICIES)}")
@@ -760,7 +763,7 @@ def load_model(name: str | None, weights: str | Path | None = None, precision: s
     try:
         with collector_paused():
             loaded = _load_model(name, weights)
-            if loaded.spec.fold_norms:
+            if fold and loaded.spec.fold_norms:
                 fold_batch_norms(loaded.keras_model, keep=loaded.spec.layers)
     finally:
         keras.config.set_dtype_policy(previous)
