@@ -8,14 +8,19 @@ gradients, and whether the gradient landing on it is folded back onto the pictur
 it dreams the same images with the same engine, seed and settings (the default preset; the pad and
 the fold are run-time inputs, so no rule retraces, which the bench asserts) and prints:
   edge / interior  mean |out - in| in the outer 8 px band over that in the interior (>= 48 px
-                   from every edge): 1.0 = the edges dream as strongly as the middle
+                   from every edge): 1.0 = the edges dream as strongly as the middle; and the same of
+                   the weakest side alone (the edge a viewer notices)
+  FLOPs            the dream's FLOPs (bench/flops.py, over the tiles the network is given) against
+                   today's: unlike pixels, it leaves out what a valid-padded network drops unseen
   pixels           pixels the network sees per dream (all octaves, padded) over the unpadded ones
   s/dream          best-of-repeats seconds of one whole dream of the vtest frame, rules alternated,
                    and the speed-up against "today" (16 px at every octave, no fold: the rule every
                    model had before the per-model one)
-Rules: "today", "model" (the model spec's edge_pad and edge_fold, what the engine does), "none",
-"scaled", "full-only", "N" (N px) and "fold-N" (N px, folded). Images: vtest.avi frame 100 (16:9)
-and butterfly.jpg (the image the padding was first measured on), both resized to ``--size`` px wide.
+Rules: "today", "model" (the model spec's edge_pad, edge_fold and edge_grid: what the engine does),
+"none", "scaled", "full-only", "N" (N px), "fold-N" (N px, folded), and "grid-N" / "fold-grid-N" (the
+same padded further to the model's whole input sizes, dream.fit_grid). Images: vtest.avi frame 100 (16:9),
+butterfly.jpg (the image the padding was first measured on), fruits.jpg and starry_night.jpg, all resized
+to ``--size`` px wide.
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ def _full_only(spec, h: int, w: int, jitter: int, factor: float) -> tuple[int, b
     return (min(max(jitter, 16), min(h, w) - 1) if factor <= 1.0 else 0), False
 
 
+def _no_grid(spec, h: int, w: int, pad: int, tile: int) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """dream.fit_grid as it was before the grid: ``pad`` on every side, square tiles."""
+    return (pad, pad, pad, pad), (tile, tile)
+
+
 RULES: dict[str, Rule] = {
     "today": _today,
     "none": _const(0),
@@ -63,18 +73,21 @@ RULES: dict[str, Rule] = {
 }
 
 
-def rule(name: str, own: Rule) -> Rule:
-    """A rule by name: ``model`` (``own``, the engine's dream.edge_pad), one of RULES, ``N`` (N px at every
-    octave, no fold) or ``fold-N`` (the same with the fold)."""
+def rule(name: str, own: Rule) -> tuple[Rule, bool]:
+    """A rule by name and whether it pads to the model's grid (dream.fit_grid): ``model`` (``own``, the
+    engine's dream.edge_pad, with the grid), one of RULES (no grid), ``N`` (N px at every octave, no fold,
+    no grid), ``fold-N`` (the same with the fold), ``grid-N`` / ``fold-grid-N`` (the same on the grid)."""
     if name == "model":
-        return own
+        return own, True
     if name in RULES:
-        return RULES[name]
+        return RULES[name], False
     fold = name.startswith("fold-")
-    px = name.removeprefix("fold-")
+    rest = name.removeprefix("fold-")
+    grid = rest.startswith("grid-")
+    px = rest.removeprefix("grid-")
     if not px.isdigit():
-        raise SystemExit(f"unknown rule {name!r}: use model, {', '.join(RULES)}, N or fold-N (pixels)")
-    return _const(int(px), fold)
+        raise SystemExit(f"unknown rule {name!r}: use model, {', '.join(RULES)}, N, fold-N, grid-N or fold-grid-N")
+    return _const(int(px), fold), grid
 
 
 def band_ratio(out: np.ndarray, raw: np.ndarray, band: int = 8, inner: int = 48) -> float:
@@ -85,27 +98,58 @@ def band_ratio(out: np.ndarray, raw: np.ndarray, band: int = 8, inner: int = 48)
     return float(d[mask].mean() / d[inner:-inner, inner:-inner].mean())
 
 
+def weakest_side(out: np.ndarray, raw: np.ndarray, band: int = 8, inner: int = 48) -> float:
+    """The weakest of the four sides' outer ``band`` px (corners left out), as ``band_ratio`` measures the
+    whole border: the edge a viewer notices is the weakest one."""
+    d = np.abs(out.astype(np.float32) - raw.astype(np.float32)).mean(axis=2)
+    b = band
+    sides = (d[:b, b:-b], d[-b:, b:-b], d[b:-b, :b], d[b:-b, -b:])
+    return float(min(s.mean() for s in sides) / d[inner:-inner, inner:-inner].mean())
+
+
 def images(width: int) -> dict[str, np.ndarray]:
     import cv2
 
     out = {"vtest": vtest_frame(width, width * 9 // 16)}
-    bf = shared_dir() / "media" / "butterfly.jpg"
-    if bf.is_file():
-        rgb = cv2.cvtColor(cv2.imread(str(bf)), cv2.COLOR_BGR2RGB)
-        h = round(rgb.shape[0] * width / rgb.shape[1])
-        out["butterfly"] = cv2.resize(rgb, (width, h), interpolation=cv2.INTER_CUBIC)
+    for name in ("butterfly", "fruits", "starry_night"):
+        path = shared_dir() / "media" / f"{name}.jpg"
+        if path.is_file():
+            rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+            h = round(rgb.shape[0] * width / rgb.shape[1])
+            out[name] = cv2.resize(rgb, (width, h), interpolation=cv2.INTER_AREA)
     return out
 
 
-def pixel_ratio(rule: Rule, spec, h: int, w: int, params) -> float:
-    from dreamvideo.dream import octave_sizes
+def pixel_ratio(rule: Rule, grid: bool, spec, h: int, w: int, params) -> float:
+    """Pixels the network sees per dream (every octave, padded as the rule and grid say) over the picture's."""
+    from dreamvideo.dream import fit_grid, octave_sizes
 
     seen = plain = 0
     for oh, ow in octave_sizes(h, w, params.octaves, params.octave_scale, spec.min_side):
         p, _ = rule(spec, oh, ow, params.jitter, h / oh)
-        seen += (oh + 2 * p) * (ow + 2 * p)
+        top, bottom, left, right = (fit_grid if grid else _no_grid)(spec, oh, ow, p, params.tile_size)[0]
+        seen += (oh + top + bottom) * (ow + left + right)
         plain += oh * ow
     return seen / plain
+
+
+def dream_flops(rule: Rule, grid: bool, engine, h: int, w: int, params) -> float:
+    """FLOPs of one dream (every octave's steps over the tiles the network is given, padded and tiled as
+    the rule and grid say), counted from the model's layers (bench/flops.py): unlike the pixel ratio, it
+    leaves out the rows and columns a valid-padded network drops unseen off sizes that are not whole."""
+    from bench.common import tiles
+    from bench.flops import step_flops
+    from dreamvideo.dream import fit_grid, octave_sizes
+
+    spec = engine.spec
+    tile = max(int(params.tile_size), spec.min_side)
+    total = 0.0
+    for oh, ow in octave_sizes(h, w, params.octaves, params.octave_scale, spec.min_side):
+        p, _ = rule(spec, oh, ow, params.jitter, h / oh)
+        (top, bottom, left, right), sizes = (fit_grid if grid else _no_grid)(spec, oh, ow, p, tile)
+        shapes = tiles(oh + top + bottom, ow + left + right, sizes, spec.min_side)
+        total += params.steps * step_flops(engine.feature_model, shapes)["total"]
+    return total
 
 
 def settings_for(model: str):
@@ -132,16 +176,17 @@ def run_model(
     engine = get_engine(d)
     params = DreamParams.from_config(d, **({} if steps is None else {"steps": steps}))
     imgs = images(width)
-    original = dream.edge_pad
+    original, original_grid = dream.edge_pad, dream.fit_grid
     rules = {n: rule(n, original) for n in names}
     engine.dream(vtest_frame(160, 90), DreamParams.from_config(d, steps=1, octaves=1))  # the one trace
     traces = engine.trace_count
-    res: dict = {n: {"s": [], "ratio": {}} for n in names}
+    res: dict = {n: {"s": [], "ratio": {}, "weakest": {}} for n in names}
     try:
         for rep in range(repeats):
             order = names if rep % 2 == 0 else names[::-1]  # alternate, so drift in load hits all rules
             for n in order:
-                dream.edge_pad = rules[n]
+                dream.edge_pad = rules[n][0]
+                dream.fit_grid = original_grid if rules[n][1] else _no_grid
                 for key, img in imgs.items():
                     if key != "vtest" and rep > 0:
                         continue  # same seed, same dream: its ratio is known
@@ -152,12 +197,13 @@ def run_model(
                         res[n]["s"].append(dt)
                         vt = dt
                     res[n]["ratio"][key] = band_ratio(out, img)
+                    res[n]["weakest"][key] = weakest_side(out, img)
                 log(
-                    f"  {model} {n}: {vt:.2f} s, edge/interior "
-                    + ", ".join(f"{k} {v:.3f}" for k, v in res[n]["ratio"].items())
+                    f"  {model} {n}: {vt:.2f} s, edge/interior (weakest side) "
+                    + ", ".join(f"{k} {v:.3f} ({res[n]['weakest'][k]:.3f})" for k, v in res[n]["ratio"].items())
                 )
     finally:
-        dream.edge_pad = original
+        dream.edge_pad, dream.fit_grid = original, original_grid
     assert engine.trace_count == traces, "a padding rule retraced the step"
     h, w = imgs["vtest"].shape[:2]
     base = min(res["today"]["s"]) if "today" in res else None
@@ -169,15 +215,21 @@ def run_model(
         )
     ]
     for n in names:
+        res[n]["pixels"] = pixel_ratio(*rules[n], engine.spec, h, w, params)
+        res[n]["flops"] = dream_flops(*rules[n], engine, h, w, params)
+    for n in names:
         r = res[n]
-        r["pixels"] = pixel_ratio(rules[n], engine.spec, h, w, params)
-        r["pad"] = rules[n](engine.spec, h, w, params.jitter, 1.0)
+        r["pad"] = rules[n][0](engine.spec, h, w, params.jitter, 1.0)
         speed = f"; {base / min(r['s']):.2f}x today" if base else ""
+        if "today" in res:
+            speed += f" ({res['today']['flops'] / r['flops']:.3f}x from FLOPs)"
         rows.append(
             Row(
-                f"{model}: rule {n} ({r['pad'][0]} px{', fold' if r['pad'][1] else ''})",
-                " / ".join(f"{v:.3f}" for v in r["ratio"].values()),
-                f"edge/interior ({', '.join(r['ratio'])}); pixels x{r['pixels']:.3f}; {min(r['s']):.2f} s/dream{speed}",
+                f"{model}: rule {n} ({r['pad'][0]} px{', fold' if r['pad'][1] else ''}"
+                f"{', grid' if rules[n][1] and engine.spec.edge_grid else ''})",
+                " / ".join(f"{v:.2f} ({r['weakest'][k]:.2f})" for k, v in r["ratio"].items()),
+                f"edge/interior, weakest side in brackets ({', '.join(r['ratio'])}); pixels x{r['pixels']:.3f}; "
+                f"{min(r['s']):.2f} s/dream{speed}",
             )
         )
     return rows, res

@@ -303,11 +303,24 @@ def exp_profile(repeats: int, size=(640, 360), tile=512, steps=2) -> None:
     import tensorflow as tf
 
     from bench.classic import ClassicDream
+    from dreamvideo.dream import edge_pad, fit_grid
 
     eng = _engine()
     w, h = size
     x = tf.constant(vtest_frame(w, h).astype(np.float32) / 127.5 - 1)
-    args = (x, tf.zeros((steps, 2), tf.int32), tf.constant(0.03), tf.constant(tile))
+    pad, fold = edge_pad(eng.spec, h, w, 16, 1.0)
+    pads, tiles = fit_grid(eng.spec, h, w, pad, tile)
+    args = (
+        x,
+        tf.zeros((steps, 2), tf.int32),
+        tf.constant(0.03),
+        tf.constant(tiles),
+        tf.constant(pads),
+        tf.constant(fold),
+        tf.zeros((1, 1, 3)),  # no temporal target, pull or step map: the plain ascent
+        tf.zeros((1, 1, 1)),
+        tf.ones((1, 1, 1)),
+    )
     eng._ascend(*args)
     wall, agg = _op_profile(lambda: eng._ascend(*args).numpy())
     _print_profile(f"profile engine {w}x{h} tile {tile}, {steps} steps", wall, agg)

@@ -11,14 +11,30 @@ from __future__ import annotations
 import numpy as np
 
 
+def plain_feature_model(engine):
+    """The engine's layers cut from its model as built, batch norms and all (as a plain Keras script has
+    it): where the engine dreams through folded batch norms (model.fold_batch_norms), the same model is
+    built again without the fold, so the baseline does not borrow the engine's optimisation."""
+    import keras
+
+    from dreamvideo.model import load_model
+
+    if not engine.spec.fold_norms:
+        return engine.feature_model
+    source = engine.loaded.source
+    weights = source.path if source.kind in ("local", "installed", "cached") else None
+    base = load_model(engine.spec.name, weights, engine.precision, fold=False).keras_model
+    return keras.Model(base.input, [base.get_layer(n).output for n in engine.layers])
+
+
 class ClassicDream:
-    """Eager DeepDream on the engine's cut feature model (the same weights, layers and loss)."""
+    """Eager DeepDream on the engine's layers of the model as built (the same weights, layers and loss)."""
 
     def __init__(self, engine) -> None:
         import tensorflow as tf
 
         self.tf = tf
-        self.model = engine.feature_model
+        self.model = plain_feature_model(engine)
         self.to_input = engine.spec.to_input
         self.loss_kind = engine.loss_kind
         self.min_side = engine.spec.min_side

@@ -186,15 +186,23 @@ def edge_pad(h: int, w: int, jitter: int, spec: Any = None) -> int:
 
 
 def engine_tiles(h: int, w: int, tile: int, min_side: int, jitter: int, spec: Any = None) -> list[tuple[int, int]]:
-    """(h, w) of each tile of one step of the engine on an HxW octave: padded (``spec``'s rule), then tiled."""
-    pad = edge_pad(h, w, jitter, spec)
-    return tiles(h + 2 * pad, w + 2 * pad, tile, min_side)
+    """(h, w) of each tile of one step of the engine on an HxW octave: padded (``spec``'s rule and grid,
+    dream.edge_pad and dream.fit_grid), then tiled."""
+    from dreamvideo import dream
 
-
-def tiles(h: int, w: int, tile: int, min_side: int) -> list[tuple[int, int]]:
-    """(h, w) of each tile the engine's tiled_gradient uses on an HxW image (dream.py's arithmetic)."""
     tile = max(int(tile), min_side)
-    ny, nx = -(-h // tile), -(-w // tile)
+    pad = edge_pad(h, w, jitter, spec)
+    if spec is None:
+        return tiles(h + 2 * pad, w + 2 * pad, tile, min_side)
+    (top, bottom, left, right), (th, tw) = dream.fit_grid(spec, h, w, pad, tile)
+    return tiles(h + top + bottom, w + left + right, (th, tw), min_side)
+
+
+def tiles(h: int, w: int, tile: int | tuple[int, int], min_side: int) -> list[tuple[int, int]]:
+    """(h, w) of each tile the engine's tiled_gradient uses on an HxW image (dream.py's arithmetic);
+    ``tile`` the largest tile side, or (height, width) as dream.fit_grid gives them."""
+    ty, tx = (max(tile, min_side),) * 2 if isinstance(tile, int) else tile  # as dream.py hands them to the graph
+    ny, nx = -(-h // ty), -(-w // tx)
     th, tw = -(-h // ny), -(-w // nx)
     out = []
     for iy in range(ny):

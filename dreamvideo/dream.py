@@ -42,6 +42,39 @@ def edge_pad(spec: ModelSpec, height: int, width: int, jitter: int, factor: floa
     return min(pad, min(height, width) - 1), spec.edge_fold
 
 
+def fit_grid(spec: ModelSpec, height: int, width: int, pad: int, tile: int) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """(reflect padding top, bottom, left, right; largest tile height, width) of an octave.
+
+    ``pad`` px a side (``edge_pad``), grown where the model's ``edge_grid`` (m, r) asks: a network
+    whose stride-2 stages are valid-padded (InceptionV3) reads only inputs of r + k*m px whole; of
+    any other size it drops the last rows and columns of every tile unseen (no gradient, up to m - 1
+    px). Each axis is padded to k tiles of such a size (k as few as ``tile`` allows), the extra
+    split between both sides. Models without a grid get ``pad`` on every side and ``tile`` square.
+    """
+    if spec.edge_grid is None:
+        return (pad, pad, pad, pad), (tile, tile)
+    m, r = spec.edge_grid
+    pads: list[int] = []
+    tiles: list[int] = []
+    for side in (height, width):
+        n = side + 2 * pad
+        k = -(-n // tile)
+        while True:
+            t = -(-n // k)
+            t += (r - t) % m  # the smallest whole size >= t
+            if t <= tile or -(-n // (k + 1)) < spec.min_side:  # more tiles would fall below the model's minimum
+                break
+            k += 1
+        extra = k * t - n
+        lead, trail = pad + extra // 2, pad + extra - extra // 2
+        if max(lead, trail) >= side:  # reflect padding needs fewer than the side's pixels: tiny octaves
+            lead = trail = min(pad, side - 1)
+            t = tile
+        pads += [lead, trail]
+        tiles.append(t)
+    return tuple(pads), (tiles[0], tiles[1])
+
+
 # float16 keeps 5 exponent bits: the input gradient of a mean over ~1e6 activations (~1e-6 per
 # element) underflows on its way back, so the float16 loss is scaled up and the gradient back down.
 # bfloat16 has float32's exponent range and needs none.
@@ -149,18 +182,19 @@ class DreamEngine:
 
         @tf.autograph.experimental.do_not_convert
         def tiled_gradient(
-            img: tf.Tensor, shift: tf.Tensor, tile: tf.Tensor, pad: tf.Tensor, fold: tf.Tensor
+            img: tf.Tensor, shift: tf.Tensor, tile: tf.Tensor, pads: tf.Tensor, fold: tf.Tensor
         ) -> tf.Tensor:
-            # Reflect-pad (edge_pad), so the roll's wrap seam and the network's own border fall
-            # outside the picture: without it the frame's edges are under-dreamed.
+            # Reflect-pad (edge_pad, fit_grid), so the roll's wrap seam and the network's own border
+            # fall outside the picture: without it the frame's edges are under-dreamed.
             h0, w0 = tf.shape(img)[0], tf.shape(img)[1]
-            paddings = tf.stack([tf.stack([pad, pad]), tf.stack([pad, pad]), tf.zeros([2], tf.int32)])  # 3x2
+            paddings = tf.concat([tf.reshape(pads, [2, 2]), tf.zeros([1, 2], tf.int32)], 0)  # 3x2
             padded = tf.pad(img, paddings, mode="REFLECT")
             rolled = tf.roll(padded, shift=shift, axis=[0, 1])
             h, w = tf.shape(rolled)[0], tf.shape(rolled)[1]
-            # Balanced tiles: n tiles of near-equal size, so no sliver below the model's minimum.
-            ny = (h + tile - 1) // tile
-            nx = (w + tile - 1) // tile
+            # Balanced tiles: n tiles of near-equal size, so no sliver below the model's minimum
+            # (fit_grid sizes the padding so that they come out whole multiples where the model asks).
+            ny = (h + tile[0] - 1) // tile[0]
+            nx = (w + tile[1] - 1) // tile[1]
             th = (h + ny - 1) // ny
             tw = (w + nx - 1) // nx
 
@@ -195,7 +229,7 @@ class DreamEngine:
             return tf.cond(
                 fold,
                 lambda: tf.raw_ops.MirrorPadGrad(input=grads, paddings=paddings, mode="REFLECT"),
-                lambda: grads[pad : pad + h0, pad : pad + w0],
+                lambda: grads[pads[0] : pads[0] + h0, pads[2] : pads[2] + w0],
             )
 
         def ascend(
@@ -203,7 +237,7 @@ class DreamEngine:
             shifts: tf.Tensor,
             step_size: tf.Tensor,
             tile: tf.Tensor,
-            pad: tf.Tensor,
+            pads: tf.Tensor,
             fold: tf.Tensor,
             target: tf.Tensor,
             pull: tf.Tensor,
@@ -213,7 +247,7 @@ class DreamEngine:
             n = tf.shape(shifts)[0]
 
             def body(i: tf.Tensor, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-                g = tiled_gradient(x, shifts[i], tile, pad, fold)
+                g = tiled_gradient(x, shifts[i], tile, pads, fold)
                 g = g / (tf.math.reduce_std(g) + 1e-8)
                 # Temporal term (video seeded frames; Ruder et al. 2016): a per-pixel step scale and a
                 # quadratic pull toward ``target`` (the warped previous dream) of ``pull`` (0..1 of the
@@ -235,8 +269,8 @@ class DreamEngine:
                 tf.TensorSpec([None, None, 3], tf.float32),  # image in dream space, any size
                 tf.TensorSpec([None, 2], tf.int32),  # one (dy, dx) roll per step
                 tf.TensorSpec([], tf.float32),  # step size
-                tf.TensorSpec([], tf.int32),  # tile side
-                tf.TensorSpec([], tf.int32),  # reflect padding, pixels a side, 0 .. the image's short side - 1
+                tf.TensorSpec([2], tf.int32),  # largest tile (height, width), pixels
+                tf.TensorSpec([4], tf.int32),  # reflect padding top, bottom, left, right: 0 .. that side - 1
                 tf.TensorSpec([], tf.bool),  # fold the padding's gradient back onto the picture (edge_pad)
                 tf.TensorSpec([None, None, 3], tf.float32),  # temporal target in dream space (HxWx3 or 1x1x3)
                 tf.TensorSpec([None, None, 1], tf.float32),  # pull toward it per step, 0..1 (HxWx1 or 1x1x1)
@@ -311,14 +345,15 @@ class DreamEngine:
                 shifts = rng.integers(-params.jitter, params.jitter + 1, size=(params.steps, 2), dtype=np.int32)
                 target, pull, step_map = _temporal_maps(temporal, (oh, ow), (h, w))
                 pad, fold = edge_pad(self.spec, oh, ow, params.jitter, h / oh)
+                pads, tiles = fit_grid(self.spec, oh, ow, pad, tile)
                 # The first call traces and optimises the graph: start-up work, done without GC passes.
                 with collector_paused() if self.trace_count == 0 else contextlib.nullcontext():
                     out = self._ascend(
                         self._tf.constant(x, dtype=self._tf.float32),
                         self._tf.constant(shifts),
                         self._tf.constant(params.step_size, dtype=self._tf.float32),
-                        self._tf.constant(tile, dtype=self._tf.int32),
-                        self._tf.constant(pad, dtype=self._tf.int32),
+                        self._tf.constant(tiles, dtype=self._tf.int32),
+                        self._tf.constant(pads, dtype=self._tf.int32),
                         self._tf.constant(fold, dtype=self._tf.bool),
                         self._tf.constant(target),
                         self._tf.constant(pull),

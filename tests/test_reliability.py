@@ -284,7 +284,9 @@ def test_failed_render_leaves_no_thread_behind(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_into_an_existing_frames_folder_ends_promptly(tmp_path):
-    make_clip(tmp_path / "clip.mp4", seconds=20.0, size="96x64")
+    # 1000 frames: the tiny model dreams ~90 a second on a quiet machine, so 200 could all be done before a
+    # parent starved of CPU by the child's two busy threads sends the signal (seen once in a full run).
+    make_clip(tmp_path / "clip.mp4", seconds=100.0, size="96x64")
     frames = tmp_path / "frames"
     frames.mkdir()
     for i in range(3):  # a previous run's frames, which the new render replaces only when complete
@@ -311,6 +313,7 @@ def test_ctrl_c_into_an_existing_frames_folder_ends_promptly(tmp_path):
     start = time.monotonic()
     _, err = proc.communicate(timeout=60)
     assert time.monotonic() - start < 30
+    assert b"1000/1000" not in err, "the render finished before the signal: lengthen the clip"
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted" in err.decode() and b"Traceback" not in err
     assert sorted(p.read_bytes() for p in frames.iterdir()) == [b"old"] * 3
