@@ -284,8 +284,8 @@ def test_failed_render_leaves_no_thread_behind(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_into_an_existing_frames_folder_ends_promptly(tmp_path):
-    # 1000 frames: the tiny model dreams ~90 a second on a quiet machine, so 200 could all be done before a
-    # parent starved of CPU by the child's two busy threads sends the signal (seen once in a full run).
+    # 1000 frames: the tiny model dreams ~90 a second on a quiet machine, and once in a full run all of 200
+    # were done before the signal landed (exit 0, the bar at 200/200).
     make_clip(tmp_path / "clip.mp4", seconds=100.0, size="96x64")
     frames = tmp_path / "frames"
     frames.mkdir()
