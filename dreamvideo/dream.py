@@ -124,6 +124,34 @@ def octave_sizes(height: int, width: int, octaves: int, scale: float, min_side: 
     return sizes
 
 
+@contextlib.contextmanager
+def graph_optimizer(spec: ModelSpec, gpu: bool | None = None) -> Any:
+    """Run the ascent inside this with or without TensorFlow's graph optimiser, as ``spec`` says.
+
+    Off only on CPUs (``gpu``: whether a GPU dreams, None = look): the max-pool kernels it is off for
+    are oneDNN's, and on a GPU the optimiser's layout pass is what feeds cuDNN its preferred layout.
+    TensorFlow optimises a function when a call first needs it with the options of that moment,
+    and keeps one optimised copy per set of options, so the ascent is called with the same options
+    every time (one copy, optimised once). The switch is TensorFlow's process-wide
+    ``disable_meta_optimizer``, set for the call and put back after it; functions other threads
+    call meanwhile are unaffected except where they are first optimised then.
+    """
+    import tensorflow as tf
+
+    if gpu is None:
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+    if spec.graph_optimizer or gpu:
+        yield
+        return
+
+    before = bool(tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False))
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before})
+
+
 class DreamEngine:
     """A model cut at its deepest chosen layer, with a compiled multi-step ascent.
 
@@ -279,6 +307,7 @@ class DreamEngine:
         )
         self._loss_fn = loss_fn  # the same objective, uncompiled, for activation()
         self._tf = tf
+        self._gpu = bool(tf.config.list_physical_devices("GPU"))  # where the ascent runs (graph_optimizer)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -347,7 +376,8 @@ class DreamEngine:
                 pad, fold = edge_pad(self.spec, oh, ow, params.jitter, h / oh)
                 pads, tiles = fit_grid(self.spec, oh, ow, pad, tile)
                 # The first call traces and optimises the graph: start-up work, done without GC passes.
-                with collector_paused() if self.trace_count == 0 else contextlib.nullcontext():
+                paused = collector_paused() if self.trace_count == 0 else contextlib.nullcontext()
+                with paused, graph_optimizer(self.spec, self._gpu):
                     out = self._ascend(
                         self._tf.constant(x, dtype=self._tf.float32),
                         self._tf.constant(shifts),

@@ -162,6 +162,13 @@ class ModelSpec:
     # depthwise network spends much of its step on them (EfficientNet-Lite0 1.2-1.5x); InceptionV3's
     # dense convolutions measured no change, so it skips the fold's 0.2 s of start-up.
     fold_norms: bool = False
+    # Whether the dream graph goes through TensorFlow's graph optimiser (Grappler) before it runs. After
+    # Grappler, oneDNN's layout pass gives a max-pool gradient its multi-threaded kernel only when it
+    # happens to visit the forward max pool first, which varies from process to process: 7 of 11
+    # InceptionV3 processes here ran Eigen's single-threaded MaxPoolGrad instead (12-16% of the step,
+    # 1.14x slower dreams). Without Grappler every process got oneDNN's, as fast as the lucky ones
+    # (dream.graph_optimizer, bench/RESULTS.md). Models without max pools gain nothing from skipping it.
+    graph_optimizer: bool = True
     extra: dict = field(default_factory=dict)
 
 
@@ -317,6 +324,7 @@ register(
         edge_pad=0,
         edge_fold=True,
         edge_grid=(16, 11),
+        graph_optimizer=False,  # its three max-pool gradients keep oneDNN's kernel in every process
     )
 )
 register(
