@@ -34,7 +34,7 @@ model_name, side, dreams, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys
 if side == "today":
     dream.edge_pad, dream.fit_grid = _today, _no_grid
     model.fold_batch_norms = lambda m, keep=(): 0
-    dream.graph_optimizer = lambda spec, gpu=None: contextlib.nullcontext()
+    dream.graph_optimizer = lambda spec, gpu: contextlib.nullcontext()
 weights = {} if model_name == "inception_v3" else {"weights": None}
 d = default_settings(model=model_name, **weights).dream
 engine = dream.get_engine(d)

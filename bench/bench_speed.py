@@ -259,7 +259,7 @@ def exp_batch(repeats: int) -> None:
     )
 
 
-def _op_profile(fn) -> tuple[float, collections.Counter]:
+def op_profile(fn) -> tuple[float, collections.Counter]:
     """Wall seconds of fn() and summed seconds per TensorFlow op type, from a tf.profiler trace."""
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
@@ -322,7 +322,7 @@ def exp_profile(repeats: int, size=(640, 360), tile=512, steps=2) -> None:
         tf.ones((1, 1, 1)),
     )
     eng._ascend(*args)
-    wall, agg = _op_profile(lambda: eng._ascend(*args).numpy())
+    wall, agg = op_profile(lambda: eng._ascend(*args).numpy())
     _print_profile(f"profile engine {w}x{h} tile {tile}, {steps} steps", wall, agg)
     c = ClassicDream(eng)
     c.step(x, 0.03)
@@ -333,7 +333,7 @@ def exp_profile(repeats: int, size=(640, 360), tile=512, steps=2) -> None:
             y = c.step(y, 0.03)
         y.numpy()
 
-    wall, agg = _op_profile(classic_steps)
+    wall, agg = op_profile(classic_steps)
     _print_profile(f"profile classic eager {w}x{h} untiled, {steps} steps", wall, agg)
     print("  (eager gradients of Conv2D compute the filter gradient too: Conv2DBackpropFilter is wasted work)")
 

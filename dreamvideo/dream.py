@@ -125,10 +125,10 @@ def octave_sizes(height: int, width: int, octaves: int, scale: float, min_side: 
 
 
 @contextlib.contextmanager
-def graph_optimizer(spec: ModelSpec, gpu: bool | None = None) -> Any:
+def graph_optimizer(spec: ModelSpec, gpu: bool) -> Any:
     """Run the ascent inside this with or without TensorFlow's graph optimiser, as ``spec`` says.
 
-    Off only on CPUs (``gpu``: whether a GPU dreams, None = look): the max-pool kernels it is off for
+    Off only on CPUs (``gpu``: whether a GPU dreams): the max-pool kernels it is off for
     are oneDNN's, and on a GPU the optimiser's layout pass is what feeds cuDNN its preferred layout.
     TensorFlow optimises a function when a call first needs it with the options of that moment,
     and keeps one optimised copy per set of options, so the ascent is called with the same options
@@ -136,13 +136,10 @@ def graph_optimizer(spec: ModelSpec, gpu: bool | None = None) -> Any:
     ``disable_meta_optimizer``, set for the call and put back after it; functions other threads
     call meanwhile are unaffected except where they are first optimised then.
     """
-    import tensorflow as tf
-
-    if gpu is None:
-        gpu = bool(tf.config.list_physical_devices("GPU"))
     if spec.graph_optimizer or gpu:
         yield
         return
+    import tensorflow as tf
 
     before = bool(tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False))
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
