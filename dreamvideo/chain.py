@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .config import Settings
-from .toolkit import dream_params, frame_settings, match_color, seed_for_frame, to_uint8
+from .toolkit import channel_mean, dream_params, frame_settings, match_color, seed_for_frame, to_uint8
 
 
 class VideoChain:
@@ -165,10 +165,16 @@ def hold_offset(out: np.ndarray, raw: np.ndarray, prev_out: np.ndarray, prev_raw
     The drift control of seeded frames: brightness and colour cannot wander over hundreds of frames,
     and, unlike holding the std to the raw frame's, the dream's contrast is not shrunk every frame.
     """
-    want = (prev_out.astype(np.float32) - prev_raw.astype(np.float32)).reshape(-1, 3).mean(0)
+    buf = prev_out.astype(np.float32)  # one HxWx3 scratch buffer for the differences (1280x720: 11 MB)
+    buf -= prev_raw
+    want = channel_mean(buf)
+    out = np.array(out, dtype=np.float32)  # the caller's array is left as it was
     for _ in range(3):  # measured on the saved uint8 frame: clipping and rounding eat part of a shift
-        have = (np.clip(np.rint(out), 0.0, 255.0) - raw).reshape(-1, 3).mean(0)
-        out = np.clip(out + (want - have), 0.0, 255.0)
+        np.rint(out, out=buf)
+        np.clip(buf, 0.0, 255.0, out=buf)
+        buf -= raw
+        out += want - channel_mean(buf)
+        np.clip(out, 0.0, 255.0, out=out)
     return out
 
 

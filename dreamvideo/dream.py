@@ -359,6 +359,7 @@ class DreamEngine:
         sizes = octave_sizes(h, w, params.octaves, params.octave_scale, self.spec.min_side)
         tile = max(int(params.tile_size), self.spec.min_side)
         detail: np.ndarray | None = None
+        full_maps = _temporal_full(temporal)
         with self._lock:
             self._set_objective(params, (h, w))
             for oh, ow in sizes:
@@ -369,7 +370,7 @@ class DreamEngine:
                 else:
                     x = base
                 shifts = rng.integers(-params.jitter, params.jitter + 1, size=(params.steps, 2), dtype=np.int32)
-                target, pull, step_map = _temporal_maps(temporal, (oh, ow), (h, w))
+                target, pull, step_map = _temporal_maps(full_maps, (oh, ow), (h, w))
                 pad, fold = edge_pad(self.spec, oh, ow, params.jitter, h / oh)
                 pads, tiles = fit_grid(self.spec, oh, ow, pad, tile)
                 # The first call traces and optimises the graph: start-up work, done without GC passes.
@@ -411,33 +412,54 @@ _NO_PULL = np.zeros((1, 1, 1), np.float32)
 _FULL_STEP = np.ones((1, 1, 1), np.float32)
 
 
+def _temporal_full(temporal: Temporal | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(target in dream space HxWx3, pull HxW, step scale HxW), float32, at the frame's size; None for None.
+
+    Converted once per frame and resized per octave: two frame-sized conversions fewer a warm frame.
+    """
+    if temporal is None:
+        return None
+    pull = np.asarray(temporal.pull, dtype=np.float32)
+    return _to_dream_space(temporal.target), pull, np.asarray(temporal.step_scale, dtype=np.float32)
+
+
 def _temporal_maps(
-    temporal: Temporal | None, size: tuple[int, int], full: tuple[int, int]
+    full_maps: tuple[np.ndarray, np.ndarray, np.ndarray] | None, size: tuple[int, int], full: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(target in dream space, pull HxWx1, step scale HxWx1) at octave ``size`` (h, w); 1x1 maps for None."""
+    """(target in dream space, pull HxWx1, step scale HxWx1) at octave ``size`` (h, w) from
+    ``_temporal_full``'s maps at ``full``; 1x1 maps for None (the plain ascent)."""
     import cv2
 
-    if temporal is None:
+    if full_maps is None:
         return _NO_TARGET, _NO_PULL, _FULL_STEP
-    maps = [_to_dream_space(temporal.target), temporal.pull.astype(np.float32), temporal.step_scale.astype(np.float32)]
+    target, pull, step = full_maps
     if size != full:
-        maps = [cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_AREA) for m in maps]
-    target, pull, step = maps
+        dsize = (size[1], size[0])
+        target, pull, step = (cv2.resize(m, dsize, interpolation=cv2.INTER_AREA) for m in (target, pull, step))
     return (
         np.ascontiguousarray(target, np.float32),
-        np.clip(pull, 0.0, 1.0)[..., None].astype(np.float32),
-        np.maximum(step, 0.0)[..., None].astype(np.float32),
+        np.clip(pull, 0.0, 1.0)[..., None],
+        np.maximum(step, 0.0)[..., None],
     )
 
 
 def _to_dream_space(image: np.ndarray) -> np.ndarray:
-    """0..255 RGB (any dtype) -> float32 [-1, 1]."""
-    return np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    """0..255 RGB (any dtype) -> float32 [-1, 1], a new array.
+
+    In place on one copy: a frame-sized temporary less per call, which on 1280x720 frames inside a
+    render (cold pages) cost ~15 ms each; the values are the same as ``image / 127.5 - 1``.
+    """
+    x = np.array(image, dtype=np.float32)
+    x /= 127.5
+    x -= 1.0
+    return x
 
 
 def _from_dream_space(x: np.ndarray) -> np.ndarray:
-    """float32 [-1, 1] -> float32 0..255 (clipped)."""
-    return np.clip((x + 1.0) * 127.5, 0.0, 255.0).astype(np.float32)
+    """float32 [-1, 1] -> float32 0..255 (clipped), a new array (in place on one copy, as above)."""
+    y = np.asarray(x, dtype=np.float32) + np.float32(1.0)
+    y *= 127.5
+    return np.clip(y, 0.0, 255.0, out=y)
 
 
 _ENGINES: dict[tuple, DreamEngine] = {}

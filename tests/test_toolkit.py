@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dreamvideo.chain import hold_offset
 from dreamvideo.config import Settings
 from dreamvideo.errors import BusyError, ConfigError, OutputError, OutputKindError
 from dreamvideo.files import atomic_path, temp_sibling, write_atomic
@@ -23,6 +24,8 @@ from dreamvideo.toolkit import (
     VIDEO_KINDS,
     OutputTarget,
     RunContext,
+    channel_mean,
+    channel_stats,
     dream_params,
     frame_settings,
     match_color,
@@ -59,6 +62,37 @@ def test_match_color_holds_mean_and_std_to_the_reference() -> None:
     out = match_color(img, ref)
     assert np.allclose(out.reshape(-1, 3).mean(0), ref.reshape(-1, 3).mean(0), atol=0.05)
     assert np.allclose(out.reshape(-1, 3).std(0), ref.reshape(-1, 3).std(0), atol=0.05)
+
+
+def test_channel_stats_are_exact_on_a_full_frame_and_leave_the_input() -> None:
+    # A 1280x720 frame of values near 200: numpy's float32 column sums (reshape(-1, 3).mean(0))
+    # drift here; the channel statistics sum in float64 and must match float64 to 1e-4.
+    rng = np.random.default_rng(1)
+    img = (200 + rng.normal(0, 30, (720, 1280, 3))).astype(np.float32)
+    before = img.copy()
+    mean, std = channel_stats(img)
+    exact = img.astype(np.float64).reshape(-1, 3)
+    assert mean.shape == std.shape == (3,) and mean.dtype == std.dtype == np.float32
+    assert np.allclose(mean, exact.mean(0), atol=1e-4) and np.allclose(std, exact.std(0), atol=1e-4)
+    assert np.allclose(channel_mean(img), exact.mean(0), atol=1e-4)
+    assert np.array_equal(img, before)
+    u8 = np.zeros((4, 5, 3), np.uint8) + np.array([1, 2, 250], np.uint8)
+    assert channel_mean(u8).tolist() == [1.0, 2.0, 250.0]
+
+
+def test_hold_offset_pins_the_saved_frames_dream_offset_to_the_previous_ones() -> None:
+    rng = np.random.default_rng(2)
+    raw = rng.uniform(20, 230, (36, 48, 3)).astype(np.float32)
+    prev_raw = rng.integers(20, 230, (36, 48, 3)).astype(np.uint8)
+    prev_out = np.clip(prev_raw.astype(np.int16) + np.array([9, -4, 2], np.int16), 0, 255).astype(np.uint8)
+    out = np.clip(raw + rng.normal(0, 12, raw.shape) + np.array([-15.0, 20.0, 0.0]), 0, 255).astype(np.float32)
+    given = out.copy()
+    held = hold_offset(out, raw, prev_out, prev_raw)
+    want = (prev_out.astype(np.float64) - prev_raw).reshape(-1, 3).mean(0)
+    have = (np.rint(held).astype(np.float64) - raw).reshape(-1, 3).mean(0)  # as it is saved: uint8
+    assert np.allclose(have, want, atol=0.05), (have, want)
+    assert np.array_equal(out, given)  # the caller's frame is not changed in place
+    assert held.dtype == np.float32 and held.min() >= 0 and held.max() <= 255
 
 
 def test_frame_settings_apply_values_through_the_settings_and_validate() -> None:
