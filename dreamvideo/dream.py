@@ -419,8 +419,8 @@ def _temporal_full(temporal: Temporal | None) -> tuple[np.ndarray, np.ndarray, n
     """
     if temporal is None:
         return None
-    pull = np.asarray(temporal.pull, dtype=np.float32)
-    return _to_dream_space(temporal.target), pull, np.asarray(temporal.step_scale, dtype=np.float32)
+    pull, step = (np.asarray(m, dtype=np.float32) for m in (temporal.pull, temporal.step_scale))
+    return _to_dream_space(temporal.target), pull, step
 
 
 def _temporal_maps(

@@ -59,6 +59,7 @@ from .toolkit import (
     RenderResult,
     RunContext,
     build_timeline,
+    channel_stats,
     dream_params,
     frame_settings,
     match_color,
@@ -284,11 +285,6 @@ def camera_only(settings: Settings, timeline: Any = None) -> bool:
     return (d.steps == 0 or d.step_size == 0) and not driven & {"steps", "step_size"}
 
 
-def _stats(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    flat = img.reshape(-1, 3).astype(np.float32)
-    return flat.mean(0), flat.std(0)
-
-
 def loop_mix(tail: np.ndarray, head: np.ndarray, k: int, fade: int) -> np.ndarray:
     """Output frame k < fade of a loop: (1 - k/fade) * F_{N+k} + (k/fade) * F_k, uint8.
 
@@ -300,8 +296,8 @@ def loop_mix(tail: np.ndarray, head: np.ndarray, k: int, fade: int) -> np.ndarra
         return tail
     a, b = tail.astype(np.float32), head.astype(np.float32)
     mix = (1.0 - wgt) * a + wgt * b
-    (ma, sa), (mb, sb) = _stats(a), _stats(b)
-    mm, sm = _stats(mix)
+    (ma, sa), (mb, sb) = channel_stats(a), channel_stats(b)
+    mm, sm = channel_stats(mix)
     target_m, target_s = (1 - wgt) * ma + wgt * mb, (1 - wgt) * sa + wgt * sb
     mix = (mix - mm) * (target_s / (sm + 1e-6)) + target_m
     return to_uint8(mix)
@@ -331,7 +327,7 @@ class _Steps:
             out["median_step"] = round(float(np.median(self.steps)), 3)
             out["max_step"] = round(float(np.max(self.steps)), 3)
         out["seam"] = round(float(np.abs(self.prev - self.first).mean()), 3)  # last -> first, for loops
-        (m0, s0), (m1, s1) = _stats(self.first), _stats(self.prev)
+        (m0, s0), (m1, s1) = channel_stats(self.first), channel_stats(self.prev)
         out["mean_drift"] = round(float(np.abs(m1 - m0).mean()), 3)  # |mean(last) - mean(first)|, per channel
         out["std_drift"] = round(float(np.abs(s1 - s0).mean()), 3)
         return out
